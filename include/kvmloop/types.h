@@ -1,0 +1,19 @@
+/* Basic types shared by every kvmloop module. */
+#ifndef KVMLOOP_TYPES_H
+#define KVMLOOP_TYPES_H
+
+#include <stdint.h>
+
+/* A guest physical address. Host pointers stay pointers. */
+typedef uint64_t gpa_t;
+
+typedef struct Machine Machine;
+typedef struct Device Device;
+typedef struct AddressSpace AddressSpace;
+typedef struct MemoryRegion MemoryRegion;
+typedef struct Chardev Chardev;
+typedef struct KLock KLock;
+
+#define KVMLOOP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
