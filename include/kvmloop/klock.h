@@ -18,7 +18,7 @@ typedef struct KLockStats {
 typedef struct KLock {
     pthread_mutex_t mutex;
     const char *name;
-    KLockStats stats;     /* written only with @mutex held */
+    KLockStats stats;     /* written atomically by the holder only */
     int64_t acquired_ns;  /* when the current holder got it */
 } KLock;
 
@@ -28,7 +28,7 @@ void klock_lock(KLock *l);
 void klock_unlock(KLock *l);
 /* Wait on @cond, releasing @l; the time asleep counts as neither wait nor hold. */
 void klock_cond_wait(KLock *l, pthread_cond_t *cond);
-/* A consistent copy of the counters. Takes @l: do not hold it. */
+/* A copy of the counters; lock-free, so callable while holding @l. Any thread. */
 KLockStats klock_stats(KLock *l);
 void klock_stats_reset(KLock *l);
 

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <glib.h>
 #include "kvmloop/guest_mem.h"
 #include "kvmloop/irq.h"
@@ -21,3 +22,24 @@ Chardev *machine_serial(Machine *m, int idx);
 void machine_request_exit(Machine *m, int status);
 
 #endif
+
+/* Building and running (src/hw/i386/pc.c); used by src/system. */
+typedef struct VmConfig VmConfig;
+typedef struct EventLoop EventLoop;
+typedef struct CpuState CpuState;
+
+/* Build the pc machine described by @cfg: KVM VM, RAM, irqchip, devices, the
+ * kernel, vCPUs (not started). @loop is the main loop. Main thread, BQL held.
+ * Returns NULL with a one-line error. */
+Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp);
+/* Start every vCPU thread. Main thread, BQL held. */
+bool machine_start(Machine *m, GError **errp);
+/* Stop and join the vCPUs, free everything. Main thread, BQL held. */
+void machine_destroy(Machine *m);
+/* True once an exit was requested; @status then holds the exit status. */
+bool machine_exit_requested(Machine *m, int *status);
+/* A device by id (or class name when no id was given), or NULL. BQL held. */
+Device *machine_find_device(Machine *m, const char *id);
+int machine_cpu_count(Machine *m);
+/* Print the statistics of -stats. Main thread, after the vCPUs stopped. */
+void machine_print_stats(Machine *m, FILE *f);

@@ -63,7 +63,9 @@ void address_space_free(AddressSpace *as);
  * space. Any thread that holds the BQL (writers are serialised by it or by an
  * internal mutex); readers are never blocked. */
 bool address_space_add(AddressSpace *as, MemoryRegion *mr, gpa_t base, GError **errp);
-/* Unmap @mr; when this returns no reader can still see it. */
+/* Unmap @mr. Never blocks: readers that started earlier may still be using
+ * it, so its owner frees it only after rcu_wait_readers() (called with no
+ * lock held) or once every vCPU thread has stopped. */
 void address_space_remove(AddressSpace *as, MemoryRegion *mr);
 /* The region containing @addr, or NULL. The caller must be inside an RCU
  * read-side critical section (rcu_read_enter()) and must not keep the pointer past it. */

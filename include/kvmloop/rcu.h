@@ -53,6 +53,12 @@ static inline void rcu_wait_readers(void)
 #endif
 }
 
+/* Wait until every call_rcu callback queued so far has run. */
+static inline void rcu_flush_callbacks(void)
+{
+    urcu_memb_barrier();
+}
+
 /* Publish and read an RCU-protected pointer. */
 #define rcu_publish(pp, v) __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
 #define rcu_deref(pp) __atomic_load_n((pp), __ATOMIC_ACQUIRE)

@@ -1,0 +1,349 @@
+/* vCPU threads: KVM_RUN outside the BQL, the kick protocol, pause/resume, run_on_cpu. */
+#include "kvmloop/cpus.h"
+#include "kvmloop/error.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kvmloop/bql.h"
+#include "kvmloop/rcu.h"
+
+typedef struct WorkItem {
+    run_on_cpu_fn fn;
+    void *data;
+    bool done;
+} WorkItem;
+
+struct CpuState {
+    int index;
+    KvmVcpu *vcpu;
+    cpu_event_fn on_event;
+    void *opaque;
+    pthread_t thread;
+    pid_t tid;              /* written by the thread before "created" */
+    int exit_request;       /* atomic; see cpu_kick() */
+
+    /* Protected by the BQL. */
+    bool thread_started;
+    bool created;
+    bool stop;              /* pause requested */
+    bool stopped;           /* paused, out of the guest */
+    bool parked;            /* stopped by an exit the machine must handle */
+    bool stop_thread;       /* leave the thread */
+    bool exited;
+    pthread_cond_t halt_cond;
+    GQueue work;
+
+    /* Written only by the vCPU thread, read atomically by anyone. */
+    CpuStats stats;
+};
+
+static GPtrArray *cpu_list;      /* BQL */
+static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t created_cond = PTHREAD_COND_INITIALIZER;
+static __thread CpuState *current_cpu;
+
+static void sig_ipi_handler(int sig)
+{
+    /* The kicker already set immediate_exit; setting it again here covers a
+     * signal sent by anyone else. Async-signal-safe. */
+    kvm_vcpu_signal_kick();
+}
+
+static void cpus_install_sig_ipi(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sig_ipi_handler;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: KVM_RUN must return EINTR. */
+    sigaction(SIG_IPI, &sa, NULL);
+}
+
+void cpus_init_signals(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, cpus_install_sig_ipi);
+}
+
+static inline void stat_inc(uint64_t *p)
+{
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+CpuState *cpu_new(KvmVcpu *vcpu, cpu_event_fn on_event, void *opaque)
+{
+    g_assert(bql_locked());
+    CpuState *cpu = g_new0(CpuState, 1);
+    cpu->index = kvm_vcpu_index(vcpu);
+    cpu->vcpu = vcpu;
+    cpu->on_event = on_event;
+    cpu->opaque = opaque;
+    pthread_cond_init(&cpu->halt_cond, NULL);
+    g_queue_init(&cpu->work);
+    if (!cpu_list) {
+        cpu_list = g_ptr_array_new();
+    }
+    g_ptr_array_add(cpu_list, cpu);
+    return cpu;
+}
+
+int cpu_index(const CpuState *cpu)
+{
+    return cpu->index;
+}
+
+pid_t cpu_thread_id(const CpuState *cpu)
+{
+    return __atomic_load_n(&cpu->tid, __ATOMIC_ACQUIRE);
+}
+
+KvmVcpu *cpu_kvm_vcpu(CpuState *cpu)
+{
+    return cpu->vcpu;
+}
+
+bool cpu_is_self(const CpuState *cpu)
+{
+    return current_cpu == cpu;
+}
+
+CpuStats cpu_stats(const CpuState *cpu)
+{
+    CpuStats s;
+    for (int i = 0; i < VCPU_EXIT__MAX; i++) {
+        s.exits[i] = __atomic_load_n(&cpu->stats.exits[i], __ATOMIC_RELAXED);
+    }
+    s.kicks_seen = __atomic_load_n(&cpu->stats.kicks_seen, __ATOMIC_RELAXED);
+    return s;
+}
+
+CpuState *cpu_by_index(int index)
+{
+    if (!cpu_list || index < 0 || (guint)index >= cpu_list->len) {
+        return NULL;
+    }
+    return cpu_list->pdata[index];
+}
+
+int cpus_count(void)
+{
+    return cpu_list ? (int)cpu_list->len : 0;
+}
+
+void cpu_kick(CpuState *cpu)
+{
+    g_assert(bql_locked());
+    /* The protocol: exit_request first, then immediate_exit, then the signal.
+     * A vCPU about to enter KVM_RUN sees immediate_exit; one inside it gets
+     * EINTR from the signal; one already out sees exit_request after
+     * clearing immediate_exit (the seq_cst pair in kvm_vcpu_exec()). */
+    __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_SEQ_CST);
+    kvm_vcpu_request_exit(cpu->vcpu);
+    if (cpu->thread_started && !cpu->exited && !cpu_is_self(cpu)) {
+        pthread_kill(cpu->thread, SIG_IPI);
+    }
+}
+
+/* Run the guest until an exit that needs the BQL-side loop. No lock held. */
+static VcpuVerdict cpu_exec(CpuState *cpu)
+{
+    for (;;) {
+        if (__atomic_load_n(&cpu->exit_request, __ATOMIC_SEQ_CST)) {
+            __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_SEQ_CST);
+            stat_inc(&cpu->stats.kicks_seen);
+            return VCPU_INTERRUPTED;
+        }
+        VcpuExit ex;
+        VcpuVerdict v = kvm_vcpu_exec(cpu->vcpu, &ex);
+        stat_inc(&cpu->stats.exits[ex.reason]);
+        if (v != VCPU_CONTINUE && v != VCPU_INTERRUPTED) {
+            return v;
+        }
+    }
+}
+
+static bool cpu_can_run(const CpuState *cpu)
+{
+    return !cpu->stop && !cpu->stopped && !cpu->parked && !cpu->stop_thread;
+}
+
+/* Between guest runs, BQL held: acknowledge a pause, run queued work, sleep
+ * while there is nothing to do. */
+static void cpu_wait_io_event(CpuState *cpu)
+{
+    for (;;) {
+        if (cpu->stop) {
+            cpu->stop = false;
+            cpu->stopped = true;
+            pthread_cond_broadcast(&pause_cond);
+        }
+        while (!g_queue_is_empty(&cpu->work)) {
+            WorkItem *wi = g_queue_pop_head(&cpu->work);
+            wi->fn(cpu, wi->data);
+            wi->done = true;
+            pthread_cond_broadcast(&work_cond);
+        }
+        if (cpu_can_run(cpu) || cpu->stop_thread) {
+            return;
+        }
+        bql_cond_wait(&cpu->halt_cond);
+    }
+}
+
+static void *cpu_thread_fn(void *arg)
+{
+    CpuState *cpu = arg;
+
+    rcu_thread_online();
+    current_cpu = cpu;
+    kvm_vcpu_bind_thread(cpu->vcpu);
+    g_autofree char *name = g_strdup_printf("vcpu%d", cpu->index);
+    pthread_setname_np(pthread_self(), name);
+
+    bql_lock();
+    __atomic_store_n(&cpu->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    cpu->created = true;
+    pthread_cond_broadcast(&created_cond);
+    while (!cpu->stop_thread) {
+        if (cpu_can_run(cpu)) {
+            bql_unlock();
+            VcpuVerdict v = cpu_exec(cpu);
+            bql_lock();
+            if (v == VCPU_POWEROFF || v == VCPU_RESET || v == VCPU_FATAL) {
+                cpu->parked = true;
+                if (cpu->on_event) {
+                    cpu->on_event(cpu->opaque, cpu, v);
+                }
+            }
+        }
+        cpu_wait_io_event(cpu);
+    }
+    cpu->exited = true;
+    /* Whoever waits for a pause or for work must not wait for us. */
+    pthread_cond_broadcast(&pause_cond);
+    pthread_cond_broadcast(&work_cond);
+    bql_unlock();
+    kvm_vcpu_bind_thread(NULL);
+    rcu_thread_offline();
+    return NULL;
+}
+
+bool cpu_start(CpuState *cpu, GError **errp)
+{
+    g_assert(bql_locked());
+    cpus_init_signals();
+
+    /* The thread inherits this mask: SIG_IPI must be deliverable to it. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIG_IPI);
+    pthread_sigmask(SIG_UNBLOCK, &set, &old);
+    int r = pthread_create(&cpu->thread, NULL, cpu_thread_fn, cpu);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(r),
+                    "cannot create the thread of vCPU %d: %s", cpu->index, g_strerror(r));
+        return false;
+    }
+    cpu->thread_started = true;
+    while (!cpu->created) {
+        bql_cond_wait(&created_cond);
+    }
+    return true;
+}
+
+bool all_vcpus_paused(void)
+{
+    for (guint i = 0; cpu_list && i < cpu_list->len; i++) {
+        CpuState *cpu = cpu_list->pdata[i];
+        if (cpu->thread_started && !cpu->exited && !cpu->stopped) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void pause_all_vcpus(void)
+{
+    g_assert(bql_locked());
+    g_assert(!current_cpu);
+    for (guint i = 0; cpu_list && i < cpu_list->len; i++) {
+        CpuState *cpu = cpu_list->pdata[i];
+        if (!cpu->stopped) {
+            cpu->stop = true;
+            cpu_kick(cpu);
+        }
+    }
+    while (!all_vcpus_paused()) {
+        bql_cond_wait(&pause_cond);
+    }
+}
+
+void resume_all_vcpus(void)
+{
+    g_assert(bql_locked());
+    for (guint i = 0; cpu_list && i < cpu_list->len; i++) {
+        CpuState *cpu = cpu_list->pdata[i];
+        cpu->stop = false;
+        cpu->stopped = false;
+        pthread_cond_broadcast(&cpu->halt_cond);
+    }
+}
+
+void run_on_cpu(CpuState *cpu, run_on_cpu_fn fn, void *data)
+{
+    g_assert(bql_locked());
+    if (cpu_is_self(cpu) || !cpu->thread_started || cpu->exited) {
+        /* No thread to run it on (not started or gone): the BQL is all the
+         * exclusion the work needs. */
+        fn(cpu, data);
+        return;
+    }
+    WorkItem wi = {.fn = fn, .data = data};
+    g_queue_push_tail(&cpu->work, &wi);
+    pthread_cond_broadcast(&cpu->halt_cond);
+    cpu_kick(cpu);
+    while (!wi.done && !cpu->exited) {
+        bql_cond_wait(&work_cond);
+    }
+    if (!wi.done) {
+        g_queue_remove(&cpu->work, &wi);
+        fn(cpu, data);
+    }
+}
+
+void cpus_destroy_all(void)
+{
+    g_assert(bql_locked());
+    if (!cpu_list) {
+        return;
+    }
+    for (guint i = 0; i < cpu_list->len; i++) {
+        CpuState *cpu = cpu_list->pdata[i];
+        cpu->stop_thread = true;
+        pthread_cond_broadcast(&cpu->halt_cond);
+        cpu_kick(cpu);
+    }
+    bql_unlock();
+    for (guint i = 0; i < cpu_list->len; i++) {
+        CpuState *cpu = cpu_list->pdata[i];
+        if (cpu->thread_started) {
+            pthread_join(cpu->thread, NULL);
+        }
+    }
+    bql_lock();
+    for (guint i = 0; i < cpu_list->len; i++) {
+        CpuState *cpu = cpu_list->pdata[i];
+        pthread_cond_destroy(&cpu->halt_cond);
+        g_queue_clear(&cpu->work);
+        g_free(cpu);
+    }
+    g_ptr_array_free(cpu_list, true);
+    cpu_list = NULL;
+}

@@ -1,0 +1,32 @@
+/* The list of every device class kvmloop knows, in one place. */
+#include "kvmloop/device.h"
+
+#include <string.h>
+
+extern const DeviceClass testdev_device_class;
+extern const DeviceClass debug_exit_device_class;
+extern const DeviceClass uart16550_device_class;
+extern const DeviceClass fw_cfg_device_class;
+
+static const DeviceClass *const device_classes[] = {
+    &uart16550_device_class,
+    &debug_exit_device_class,
+    &testdev_device_class,
+    &fw_cfg_device_class,
+    NULL,
+};
+
+const DeviceClass *const *device_class_all(void)
+{
+    return device_classes;
+}
+
+const DeviceClass *device_class_find(const char *name)
+{
+    for (const DeviceClass *const *c = device_classes; *c; c++) {
+        if (strcmp((*c)->name, name) == 0) {
+            return *c;
+        }
+    }
+    return NULL;
+}

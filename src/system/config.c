@@ -1,0 +1,247 @@
+/* Command-line parsing with QEMU's option spelling. */
+#include "kvmloop/config.h"
+#include "kvmloop/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvmloop/device.h"
+
+bool parse_size(const char *s, uint64_t unit, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') {
+        return false;
+    }
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0) {
+        return false;
+    }
+    uint64_t mul = unit;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'b': case 'B': mul = 1; end++; break;
+    case 'k': case 'K': mul = 1ULL << 10; end++; break;
+    case 'm': case 'M': mul = 1ULL << 20; end++; break;
+    case 'g': case 'G': mul = 1ULL << 30; end++; break;
+    case 't': case 'T': mul = 1ULL << 40; end++; break;
+    default: return false;
+    }
+    if (*end || v * (double)mul >= 18446744073709551615.0) {
+        return false;
+    }
+    *out = (uint64_t)(v * (double)mul);
+    return true;
+}
+
+typedef enum {
+    OPT_FLAG,
+    OPT_ARG,
+} OptKind;
+
+typedef struct OptDef {
+    const char *name;
+    OptKind kind;
+    const char *arg_help;
+    const char *help;
+} OptDef;
+
+static const OptDef options[] = {
+    {"machine", OPT_ARG, "pc", "machine type (only 'pc')"},
+    {"accel", OPT_ARG, "kvm", "accelerator (only 'kvm')"},
+    {"smp", OPT_ARG, "N", "number of vCPUs, 1 to 255 (default 1)"},
+    {"m", OPT_ARG, "SIZE", "guest RAM, with an optional k/M/G suffix; default unit MiB (default 128M)"},
+    {"kernel", OPT_ARG, "FILE", "kernel to boot (multiboot ELF)"},
+    {"initrd", OPT_ARG, "FILE[,FILE...]", "multiboot modules (each 'PATH[ ARGS]')"},
+    {"append", OPT_ARG, "CMDLINE", "kernel command line"},
+    {"serial", OPT_ARG, "stdio|file:PATH|null|none", "backend of the next serial port (default stdio)"},
+    {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
+    {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
+    {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
+    {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
+    {"help", OPT_FLAG, NULL, "print this help and exit"},
+    {"version", OPT_FLAG, NULL, "print the version and exit"},
+};
+
+void vm_config_print_help(FILE *f, const char *argv0)
+{
+    fprintf(f, "usage: %s [options]\n\nA KVM virtual machine monitor.\n\nOptions:\n", argv0);
+    for (unsigned i = 0; i < G_N_ELEMENTS(options); i++) {
+        g_autofree char *lhs = g_strdup_printf("-%s%s%s", options[i].name,
+                                               options[i].arg_help ? " " : "",
+                                               options[i].arg_help ? options[i].arg_help : "");
+        fprintf(f, "  %-34s %s\n", lhs, options[i].help);
+    }
+    fprintf(f, "\nDevices (-device NAME,...):\n");
+    for (const DeviceClass *const *c = device_class_all(); *c; c++) {
+        if ((*c)->user_creatable) {
+            fprintf(f, "  %-16s %s\n", (*c)->name, (*c)->desc);
+            if ((*c)->props_help) {
+                fprintf(f, "  %-16s   %s\n", "", (*c)->props_help);
+            }
+        }
+    }
+    fprintf(f, "\nExit status: 0 when the guest powers off, (V << 1) | 1 when it writes V to\n"
+               "isa-debug-exit, 1 on a start-up error, 2 when the guest fails (triple fault,\n"
+               "emulation failure).\n");
+}
+
+static const OptDef *find_option(const char *arg)
+{
+    /* QEMU accepts both -opt and --opt. */
+    const char *name = arg + 1;
+    if (*name == '-') {
+        name++;
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(options); i++) {
+        if (strcmp(options[i].name, name) == 0) {
+            return &options[i];
+        }
+    }
+    return NULL;
+}
+
+static bool apply_option(VmConfig *cfg, const char *name, const char *val, GError **errp)
+{
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, __VA_ARGS__);                   \
+        return false;                                                                              \
+    } while (0)
+#define SET_STR(field)                                                                             \
+    do {                                                                                           \
+        g_free(cfg->field);                                                                        \
+        cfg->field = g_strdup(val);                                                                \
+    } while (0)
+
+    if (!strcmp(name, "machine")) {
+        g_auto(GStrv) parts = g_strsplit(val, ",", 2);
+        const char *type = g_str_has_prefix(parts[0], "type=") ? parts[0] + 5 : parts[0];
+        if (strcmp(type, "pc") != 0) {
+            FAIL("-machine: unknown machine type '%s' (kvmloop has 'pc')", type);
+        }
+        g_free(cfg->machine);
+        cfg->machine = g_strdup(type);
+    } else if (!strcmp(name, "accel")) {
+        if (strcmp(val, "kvm") != 0) {
+            FAIL("-accel: unknown accelerator '%s' (kvmloop has 'kvm')", val);
+        }
+        SET_STR(accel);
+    } else if (!strcmp(name, "smp")) {
+        g_auto(GStrv) parts = g_strsplit(val, ",", -1);
+        const char *n = g_str_has_prefix(parts[0], "cpus=") ? parts[0] + 5 : parts[0];
+        char *end;
+        errno = 0;
+        long v = strtol(n, &end, 10);
+        if (errno || end == n || *end || v < 1 || v > KVMLOOP_MAX_CPUS) {
+            FAIL("-smp: '%s' is not a vCPU count from 1 to %d", val, KVMLOOP_MAX_CPUS);
+        }
+        if (parts[0] && parts[1]) {
+            FAIL("-smp: topology options are not supported yet: '%s'", val);
+        }
+        cfg->smp = (int)v;
+    } else if (!strcmp(name, "m")) {
+        const char *sz = g_str_has_prefix(val, "size=") ? val + 5 : val;
+        uint64_t v;
+        if (!parse_size(sz, 1ULL << 20, &v)) {
+            FAIL("-m: '%s' is not a size (examples: 512, 512M, 2G)", val);
+        }
+        if (v < KVMLOOP_MIN_RAM || v > KVMLOOP_MAX_RAM) {
+            FAIL("-m: %s is outside the supported range 2M to 1T", val);
+        }
+        cfg->ram_size = v & ~0xfffULL;
+    } else if (!strcmp(name, "kernel")) {
+        SET_STR(kernel);
+    } else if (!strcmp(name, "initrd")) {
+        SET_STR(initrd);
+    } else if (!strcmp(name, "append")) {
+        SET_STR(append);
+    } else if (!strcmp(name, "serial")) {
+        if (cfg->nserial >= KVMLOOP_MAX_SERIAL) {
+            FAIL("-serial: at most %d serial ports", KVMLOOP_MAX_SERIAL);
+        }
+        cfg->serial[cfg->nserial++] = g_strdup(val);
+    } else if (!strcmp(name, "device")) {
+        g_ptr_array_add(cfg->devices, g_strdup(val));
+    } else if (!strcmp(name, "nographic")) {
+        cfg->nographic = true;
+    } else if (!strcmp(name, "no-reboot")) {
+        cfg->no_reboot = true;
+    } else if (!strcmp(name, "stats")) {
+        cfg->stats = true;
+    } else if (!strcmp(name, "help")) {
+        cfg->help = true;
+    } else if (!strcmp(name, "version")) {
+        cfg->version = true;
+    }
+    return true;
+#undef FAIL
+#undef SET_STR
+}
+
+bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->machine = g_strdup("pc");
+    cfg->accel = g_strdup("kvm");
+    cfg->kvm_device = g_strdup(g_getenv("KVMLOOP_KVM_DEVICE") ? g_getenv("KVMLOOP_KVM_DEVICE")
+                                                               : "/dev/kvm");
+    cfg->smp = 1;
+    cfg->ram_size = 128ULL << 20;
+    cfg->devices = g_ptr_array_new_with_free_func(g_free);
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "-h")) {
+            cfg->help = true;
+            continue;
+        }
+        const OptDef *o = arg[0] == '-' ? find_option(arg) : NULL;
+        if (!o) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "unknown option '%s' (see --help)", arg);
+            return false;
+        }
+        const char *val = NULL;
+        if (o->kind == OPT_ARG) {
+            if (i + 1 >= argc) {
+                g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                            "option '%s' needs an argument (%s)", arg, o->arg_help);
+                return false;
+            }
+            val = argv[++i];
+        }
+        if (!apply_option(cfg, o->name, val, errp)) {
+            return false;
+        }
+    }
+    if (!cfg->help && !cfg->version && !cfg->kernel) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "no kernel given: use -kernel FILE (see --help)");
+        return false;
+    }
+    if (cfg->nserial == 0) {
+        cfg->serial[cfg->nserial++] = g_strdup("stdio");
+    }
+    return true;
+}
+
+void vm_config_clear(VmConfig *cfg)
+{
+    g_free(cfg->machine);
+    g_free(cfg->accel);
+    g_free(cfg->kvm_device);
+    g_free(cfg->kernel);
+    g_free(cfg->initrd);
+    g_free(cfg->append);
+    for (int i = 0; i < cfg->nserial; i++) {
+        g_free(cfg->serial[i]);
+    }
+    if (cfg->devices) {
+        g_ptr_array_free(cfg->devices, true);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
