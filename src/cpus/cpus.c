@@ -145,6 +145,8 @@ void cpu_kick(CpuState *cpu)
      * clearing immediate_exit (the seq_cst pair in kvm_vcpu_exec()). */
     __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_SEQ_CST);
     kvm_vcpu_request_exit(cpu->vcpu);
+    /* A vCPU out of the guest may be asleep in cpu_wait_io_event(). */
+    pthread_cond_broadcast(&cpu->halt_cond);
     if (cpu->thread_started && !cpu->exited && !cpu_is_self(cpu)) {
         pthread_kill(cpu->thread, SIG_IPI);
     }
