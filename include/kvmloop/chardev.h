@@ -23,12 +23,12 @@ typedef struct ChardevOps {
 struct Chardev {
     const ChardevOps *ops;
     char *label;
-    int out_fd;            /* -1 for none */
+    int out_fd; /* -1 for none */
     bool owns_out_fd;
     chr_can_read_fn can_read;
     chr_receive_fn receive;
     void *frontend;
-    uint8_t *capture;      /* "capture" backend: bytes kept in memory, for tests */
+    uint8_t *capture; /* "capture" backend: bytes kept in memory, for tests */
     size_t capture_len, capture_cap;
 };
 

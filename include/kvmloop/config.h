@@ -7,15 +7,15 @@
 #include <stdio.h>
 #include <glib.h>
 
-#define KVMLOOP_MAX_CPUS 255
+#define KVMLOOP_MAX_CPUS   255
 #define KVMLOOP_MAX_SERIAL 4
-#define KVMLOOP_MIN_RAM (2ULL << 20)
-#define KVMLOOP_MAX_RAM (1ULL << 40)
+#define KVMLOOP_MIN_RAM    (2ULL << 20)
+#define KVMLOOP_MAX_RAM    (1ULL << 40)
 
 typedef struct VmConfig {
-    char *machine;         /* "pc" */
-    char *accel;           /* "kvm" */
-    char *kvm_device;      /* "/dev/kvm" */
+    char *machine;    /* "pc" */
+    char *accel;      /* "kvm" */
+    char *kvm_device; /* "/dev/kvm" */
     int smp;
     uint64_t ram_size;
     char *kernel;
@@ -23,7 +23,7 @@ typedef struct VmConfig {
     char *append;
     char *serial[KVMLOOP_MAX_SERIAL];
     int nserial;
-    GPtrArray *devices;    /* char *: -device specs */
+    GPtrArray *devices; /* char *: -device specs */
     bool no_reboot;
     bool nographic;
     bool stats;

@@ -10,12 +10,12 @@
 #include "kvmloop/types.h"
 
 typedef struct DeviceClass {
-    const char *name;        /* as on the command line: "testdev" */
-    const char *desc;        /* one line for --help */
-    const char *props_help;  /* "iobase=PORT,lock=bql|device|none" for --help */
+    const char *name;         /* as on the command line: "testdev" */
+    const char *desc;         /* one line for --help */
+    const char *props_help;   /* "iobase=PORT,lock=bql|device|none" for --help */
     const char *const *props; /* accepted property names, NULL-terminated */
-    size_t instance_size;    /* >= sizeof(Device); Device is the first member */
-    bool user_creatable;     /* may appear in -device */
+    size_t instance_size;     /* >= sizeof(Device); Device is the first member */
+    bool user_creatable;      /* may appear in -device */
     /* Create regions and IRQs. Main thread, BQL held. */
     bool (*realize)(Device *dev, Machine *m, GError **errp);
     void (*reset)(Device *dev);
@@ -25,10 +25,10 @@ typedef struct DeviceClass {
 struct Device {
     const DeviceClass *cls;
     char *id;
-    GHashTable *props;   /* name -> value, strings */
-    KLock lock;          /* the device's own mutex, for LOCK_POLICY_DEVICE */
-    LockPolicy policy;   /* from the "lock" property, default BQL */
-    GPtrArray *regions;  /* MemoryRegion * registered by device_map_region() */
+    GHashTable *props;        /* name -> value, strings */
+    KLock lock;               /* the device's own mutex, for LOCK_POLICY_DEVICE */
+    LockPolicy policy;        /* from the "lock" property, default BQL */
+    GPtrArray *regions;       /* MemoryRegion * registered by device_map_region() */
     GPtrArray *region_spaces; /* AddressSpace * each region lives in */
 };
 

@@ -100,8 +100,8 @@ typedef struct EventNotifier {
 
 int event_notifier_init(EventNotifier *e, bool active); /* 0 or -errno */
 void event_notifier_cleanup(EventNotifier *e);
-int event_notifier_set(EventNotifier *e);               /* any thread, signal-safe */
-bool event_notifier_test_and_clear(EventNotifier *e);   /* true if it was set */
+int event_notifier_set(EventNotifier *e);             /* any thread, signal-safe */
+bool event_notifier_test_and_clear(EventNotifier *e); /* true if it was set */
 int event_notifier_get_fd(const EventNotifier *e);
 
 #endif

@@ -8,9 +8,9 @@
 
 typedef struct KLockStats {
     uint64_t acquisitions;
-    uint64_t contended;  /* acquisitions that had to wait */
-    uint64_t wait_ns;    /* total time spent waiting to acquire */
-    uint64_t hold_ns;    /* total time held */
+    uint64_t contended; /* acquisitions that had to wait */
+    uint64_t wait_ns;   /* total time spent waiting to acquire */
+    uint64_t hold_ns;   /* total time held */
 } KLockStats;
 
 /* A mutex whose statistics are updated by the holder, so they cost no extra
@@ -18,8 +18,8 @@ typedef struct KLockStats {
 typedef struct KLock {
     pthread_mutex_t mutex;
     const char *name;
-    KLockStats stats;     /* written atomically by the holder only */
-    int64_t acquired_ns;  /* when the current holder got it */
+    KLockStats stats;    /* written atomically by the holder only */
+    int64_t acquired_ns; /* when the current holder got it */
 } KLock;
 
 void klock_init(KLock *l, const char *name);

@@ -16,24 +16,24 @@ typedef struct KvmVcpu KvmVcpu;
 typedef enum {
     VCPU_EXIT_IO,
     VCPU_EXIT_MMIO,
-    VCPU_EXIT_INTR,          /* KVM_RUN returned EINTR: a kick */
+    VCPU_EXIT_INTR, /* KVM_RUN returned EINTR: a kick */
     VCPU_EXIT_HLT,
-    VCPU_EXIT_SHUTDOWN,      /* triple fault */
+    VCPU_EXIT_SHUTDOWN, /* triple fault */
     VCPU_EXIT_SYSTEM_EVENT,
     VCPU_EXIT_INTERNAL_ERROR,
     VCPU_EXIT_FAIL_ENTRY,
     VCPU_EXIT_UNKNOWN,
-    VCPU_EXIT_OTHER,         /* any exit reason kvmloop does not handle */
+    VCPU_EXIT_OTHER, /* any exit reason kvmloop does not handle */
     VCPU_EXIT__MAX,
 } VcpuExitReason;
 
 /* The verdict on one exit. */
 typedef enum {
-    VCPU_CONTINUE,   /* handled; enter the guest again */
-    VCPU_INTERRUPTED,/* kicked: look at the request flags */
-    VCPU_POWEROFF,   /* the guest asked for power off */
-    VCPU_RESET,      /* the guest asked for a reset */
-    VCPU_FATAL,      /* the VM cannot go on: reason and registers were printed */
+    VCPU_CONTINUE,    /* handled; enter the guest again */
+    VCPU_INTERRUPTED, /* kicked: look at the request flags */
+    VCPU_POWEROFF,    /* the guest asked for power off */
+    VCPU_RESET,       /* the guest asked for a reset */
+    VCPU_FATAL,       /* the VM cannot go on: reason and registers were printed */
 } VcpuVerdict;
 
 typedef struct VcpuExit {
@@ -51,8 +51,7 @@ KvmState *kvm_init(const char *path, GError **errp);
 void kvm_destroy(KvmState *s);
 
 /* Give the guest [@gpa, @gpa + @size) backed by @host (page aligned). */
-bool kvm_set_ram(KvmState *s, unsigned slot, gpa_t gpa, uint64_t size, void *host,
-                 GError **errp);
+bool kvm_set_ram(KvmState *s, unsigned slot, gpa_t gpa, uint64_t size, void *host, GError **errp);
 /* The in-kernel PIC/IOAPIC/LAPIC and the PIT. */
 bool kvm_create_irqchip(KvmState *s, GError **errp);
 /* Drive GSI @irq to @level. Any thread. Returns 0 or -errno. */

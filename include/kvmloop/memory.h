@@ -34,9 +34,9 @@ struct MemoryRegion {
     uint64_t size;
     const MemoryRegionOps *ops;
     void *opaque;
-    KLock *lock;       /* for LOCK_POLICY_DEVICE; NULL means the policy cannot be DEVICE */
-    int policy;        /* LockPolicy; read and written atomically, may change at run time */
-    uint64_t accesses; /* atomic */
+    KLock *lock;           /* for LOCK_POLICY_DEVICE; NULL means the policy cannot be DEVICE */
+    int policy;            /* LockPolicy; read and written atomically, may change at run time */
+    uint64_t accesses;     /* atomic */
     uint64_t bql_accesses; /* atomic: accesses that took the BQL */
 };
 
@@ -52,7 +52,7 @@ LockPolicy memory_region_lock_policy(const MemoryRegion *mr);
 typedef struct AddressSpaceStats {
     uint64_t unassigned_reads;
     uint64_t unassigned_writes;
-    uint64_t bad_size;  /* accesses of a size the region does not take */
+    uint64_t bad_size; /* accesses of a size the region does not take */
 } AddressSpaceStats;
 
 /* An address space of @size bytes (0x10000 for PIO, 1ULL << 52 for MMIO). */

@@ -28,7 +28,6 @@ bool multiboot_probe(const uint8_t *buf, size_t len);
  * missing file, a file without a multiboot header, a malformed ELF, a 64-bit
  * ELF, or a kernel that does not fit in RAM. Main thread, start-up. */
 bool multiboot_load(GuestMem *gm, const char *kernel_path, const char *cmdline,
-                    const char *const *modules, size_t nmodules, MultibootBoot *out,
-                    GError **errp);
+                    const char *const *modules, size_t nmodules, MultibootBoot *out, GError **errp);
 
 #endif

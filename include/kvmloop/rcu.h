@@ -61,6 +61,6 @@ static inline void rcu_flush_callbacks(void)
 
 /* Publish and read an RCU-protected pointer. */
 #define rcu_publish(pp, v) __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
-#define rcu_deref(pp) __atomic_load_n((pp), __ATOMIC_ACQUIRE)
+#define rcu_deref(pp)      __atomic_load_n((pp), __ATOMIC_ACQUIRE)
 
 #endif

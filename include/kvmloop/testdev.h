@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include "kvmloop/types.h"
 
-#define TESTDEV_DEFAULT_IOBASE 0x700
-#define TESTDEV_DEFAULT_MMIO 0xfe000000ULL
-#define TESTDEV_REGION_PIO_SIZE 0x10
+#define TESTDEV_DEFAULT_IOBASE   0x700
+#define TESTDEV_DEFAULT_MMIO     0xfe000000ULL
+#define TESTDEV_REGION_PIO_SIZE  0x10
 #define TESTDEV_REGION_MMIO_SIZE 0x1000
 
 /* Register offsets, the same in both regions. */

@@ -24,16 +24,16 @@ struct CpuState {
     cpu_event_fn on_event;
     void *opaque;
     pthread_t thread;
-    pid_t tid;              /* written by the thread before "created" */
-    int exit_request;       /* atomic; see cpu_kick() */
+    pid_t tid;        /* written by the thread before "created" */
+    int exit_request; /* atomic; see cpu_kick() */
 
     /* Protected by the BQL. */
     bool thread_started;
     bool created;
-    bool stop;              /* pause requested */
-    bool stopped;           /* paused, out of the guest */
-    bool parked;            /* stopped by an exit the machine must handle */
-    bool stop_thread;       /* leave the thread */
+    bool stop;        /* pause requested */
+    bool stopped;     /* paused, out of the guest */
+    bool parked;      /* stopped by an exit the machine must handle */
+    bool stop_thread; /* leave the thread */
     bool exited;
     pthread_cond_t halt_cond;
     GQueue work;
@@ -42,7 +42,7 @@ struct CpuState {
     CpuStats stats;
 };
 
-static GPtrArray *cpu_list;      /* BQL */
+static GPtrArray *cpu_list; /* BQL */
 static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t created_cond = PTHREAD_COND_INITIALIZER;

@@ -23,12 +23,33 @@ bool parse_size(const char *s, uint64_t unit, uint64_t *out)
     switch (*end) {
     case '\0':
         break;
-    case 'b': case 'B': mul = 1; end++; break;
-    case 'k': case 'K': mul = 1ULL << 10; end++; break;
-    case 'm': case 'M': mul = 1ULL << 20; end++; break;
-    case 'g': case 'G': mul = 1ULL << 30; end++; break;
-    case 't': case 'T': mul = 1ULL << 40; end++; break;
-    default: return false;
+    case 'b':
+    case 'B':
+        mul = 1;
+        end++;
+        break;
+    case 'k':
+    case 'K':
+        mul = 1ULL << 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1ULL << 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1ULL << 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        mul = 1ULL << 40;
+        end++;
+        break;
+    default:
+        return false;
     }
     if (*end || v * (double)mul >= 18446744073709551615.0) {
         return false;
@@ -53,11 +74,13 @@ static const OptDef options[] = {
     {"machine", OPT_ARG, "pc", "machine type (only 'pc')"},
     {"accel", OPT_ARG, "kvm", "accelerator (only 'kvm')"},
     {"smp", OPT_ARG, "N", "number of vCPUs, 1 to 255 (default 1)"},
-    {"m", OPT_ARG, "SIZE", "guest RAM, with an optional k/M/G suffix; default unit MiB (default 128M)"},
+    {"m", OPT_ARG, "SIZE",
+     "guest RAM, with an optional k/M/G suffix; default unit MiB (default 128M)"},
     {"kernel", OPT_ARG, "FILE", "kernel to boot (multiboot ELF)"},
     {"initrd", OPT_ARG, "FILE[,FILE...]", "multiboot modules (each 'PATH[ ARGS]')"},
     {"append", OPT_ARG, "CMDLINE", "kernel command line"},
-    {"serial", OPT_ARG, "stdio|file:PATH|null|none", "backend of the next serial port (default stdio)"},
+    {"serial", OPT_ARG, "stdio|file:PATH|null|none",
+     "backend of the next serial port (default stdio)"},
     {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
@@ -70,9 +93,9 @@ void vm_config_print_help(FILE *f, const char *argv0)
 {
     fprintf(f, "usage: %s [options]\n\nA KVM virtual machine monitor.\n\nOptions:\n", argv0);
     for (unsigned i = 0; i < G_N_ELEMENTS(options); i++) {
-        g_autofree char *lhs = g_strdup_printf("-%s%s%s", options[i].name,
-                                               options[i].arg_help ? " " : "",
-                                               options[i].arg_help ? options[i].arg_help : "");
+        g_autofree char *lhs =
+            g_strdup_printf("-%s%s%s", options[i].name, options[i].arg_help ? " " : "",
+                            options[i].arg_help ? options[i].arg_help : "");
         fprintf(f, "  %-34s %s\n", lhs, options[i].help);
     }
     fprintf(f, "\nDevices (-device NAME,...):\n");
@@ -187,8 +210,8 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     memset(cfg, 0, sizeof(*cfg));
     cfg->machine = g_strdup("pc");
     cfg->accel = g_strdup("kvm");
-    cfg->kvm_device = g_strdup(g_getenv("KVMLOOP_KVM_DEVICE") ? g_getenv("KVMLOOP_KVM_DEVICE")
-                                                               : "/dev/kvm");
+    cfg->kvm_device =
+        g_strdup(g_getenv("KVMLOOP_KVM_DEVICE") ? g_getenv("KVMLOOP_KVM_DEVICE") : "/dev/kvm");
     cfg->smp = 1;
     cfg->ram_size = 128ULL << 20;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);

@@ -64,7 +64,7 @@ KvmState *kvm_init(const char *path, GError **errp)
         int e = errno;
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(e), "cannot open %s: %s%s", path,
                     g_strerror(e),
-                    e == ENOENT ? " (is the kvm module loaded?)"
+                    e == ENOENT                   ? " (is the kvm module loaded?)"
                     : (e == EACCES || e == EPERM) ? " (add yourself to the 'kvm' group)"
                                                   : "");
         return NULL;
@@ -124,8 +124,7 @@ void kvm_destroy(KvmState *s)
     g_free(s);
 }
 
-bool kvm_set_ram(KvmState *s, unsigned slot, gpa_t gpa, uint64_t size, void *host,
-                 GError **errp)
+bool kvm_set_ram(KvmState *s, unsigned slot, gpa_t gpa, uint64_t size, void *host, GError **errp)
 {
     struct kvm_userspace_memory_region mr = {
         .slot = slot,
@@ -243,8 +242,8 @@ static VcpuVerdict handle_io(KvmVcpu *v, VcpuExit *out)
     out->reason = VCPU_EXIT_IO;
     /* String instructions (rep ins/outs) come as @count consecutive items. */
     for (uint32_t i = 0; i < run->io.count; i++) {
-        address_space_rw_named(v->kvm->pio, run->io.port, data + (size_t)i * size, size,
-                               is_write, &out->region);
+        address_space_rw_named(v->kvm->pio, run->io.port, data + (size_t)i * size, size, is_write,
+                               &out->region);
     }
     return VCPU_CONTINUE;
 }

@@ -136,8 +136,8 @@ bool kvm_vcpu_set_multiboot_entry(KvmVcpu *v, uint32_t entry, uint32_t mbi, GErr
 static void dump_segment(FILE *f, const char *name, const struct kvm_segment *s)
 {
     fprintf(f, "  %-3s sel=%04x base=%016llx limit=%08x type=%x dpl=%u p=%u db=%u l=%u g=%u\n",
-            name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->dpl,
-            s->present, s->db, s->l, s->g);
+            name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->dpl, s->present,
+            s->db, s->l, s->g);
 }
 
 void kvm_vcpu_dump_state(KvmVcpu *v, FILE *f)
@@ -149,13 +149,10 @@ void kvm_vcpu_dump_state(KvmVcpu *v, FILE *f)
         fprintf(f, "  (registers unavailable: %s)\n", g_strerror(errno));
         return;
     }
-    fprintf(f, "  RAX=%016llx RBX=%016llx RCX=%016llx RDX=%016llx\n", r.rax, r.rbx, r.rcx,
-            r.rdx);
-    fprintf(f, "  RSI=%016llx RDI=%016llx RBP=%016llx RSP=%016llx\n", r.rsi, r.rdi, r.rbp,
-            r.rsp);
+    fprintf(f, "  RAX=%016llx RBX=%016llx RCX=%016llx RDX=%016llx\n", r.rax, r.rbx, r.rcx, r.rdx);
+    fprintf(f, "  RSI=%016llx RDI=%016llx RBP=%016llx RSP=%016llx\n", r.rsi, r.rdi, r.rbp, r.rsp);
     fprintf(f, "  R8 =%016llx R9 =%016llx R10=%016llx R11=%016llx\n", r.r8, r.r9, r.r10, r.r11);
-    fprintf(f, "  R12=%016llx R13=%016llx R14=%016llx R15=%016llx\n", r.r12, r.r13, r.r14,
-            r.r15);
+    fprintf(f, "  R12=%016llx R13=%016llx R14=%016llx R15=%016llx\n", r.r12, r.r13, r.r14, r.r15);
     fprintf(f, "  RIP=%016llx RFLAGS=%08llx\n", r.rip, r.rflags);
     dump_segment(f, "CS", &s.cs);
     dump_segment(f, "DS", &s.ds);

@@ -45,8 +45,8 @@ Device *device_create(Machine *m, const char *name, GHashTable *props, GError **
     while (g_hash_table_iter_next(&it, &key, NULL)) {
         if (!class_accepts(cls, key)) {
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                        "device '%s' has no property '%s' (it takes: %s)", name,
-                        (const char *)key, cls->props_help ? cls->props_help : "none");
+                        "device '%s' has no property '%s' (it takes: %s)", name, (const char *)key,
+                        cls->props_help ? cls->props_help : "none");
             goto fail;
         }
     }
@@ -148,8 +148,7 @@ bool device_prop_u64(Device *dev, const char *name, uint64_t def, uint64_t *out,
     unsigned long long n = strtoull(v, &end, 0);
     if (errno || end == v || *end || v[0] == '-') {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "device '%s': property '%s' needs a number, got '%s'", dev->cls->name, name,
-                    v);
+                    "device '%s': property '%s' needs a number, got '%s'", dev->cls->name, name, v);
         return false;
     }
     *out = n;

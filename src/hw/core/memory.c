@@ -1,4 +1,5 @@
-/* Address spaces: an RCU-published flat view of regions, dispatched with each region's lock policy. */
+/* Address spaces: an RCU-published flat view of regions, dispatched with each region's lock policy.
+ */
 #include "kvmloop/memory.h"
 #include "kvmloop/error.h"
 
@@ -85,8 +86,8 @@ bool memory_region_set_lock_policy(MemoryRegion *mr, LockPolicy p, GError **errp
         return false;
     }
     if (p == LOCK_POLICY_DEVICE && !mr->lock) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "region '%s' has no device lock", mr->name);
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "region '%s' has no device lock",
+                    mr->name);
         return false;
     }
     __atomic_store_n(&mr->policy, (int)p, __ATOMIC_RELEASE);
@@ -171,8 +172,7 @@ bool address_space_add(AddressSpace *as, MemoryRegion *mr, gpa_t base, GError **
         const FlatRange *o = &cur->ranges[pos];
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS,
                     "region '%s' at 0x%" G_GINT64_MODIFIER "x-0x%" G_GINT64_MODIFIER
-                    "x overlaps '%s' at 0x%" G_GINT64_MODIFIER "x-0x%" G_GINT64_MODIFIER
-                    "x in %s",
+                    "x overlaps '%s' at 0x%" G_GINT64_MODIFIER "x-0x%" G_GINT64_MODIFIER "x in %s",
                     mr->name, base, last, o->mr->name, o->base, o->last, as->name);
         pthread_mutex_unlock(&as->update);
         return false;

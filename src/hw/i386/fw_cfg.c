@@ -1,17 +1,18 @@
-/* QEMU's firmware configuration device (I/O 0x510/0x511): how test kernels learn the machine's shape. */
+/* QEMU's firmware configuration device (I/O 0x510/0x511): how test kernels learn the machine's
+ * shape. */
 #include <string.h>
 
 #include "kvmloop/device.h"
 #include "kvmloop/machine.h"
 
-#define FW_CFG_IOBASE 0x510
+#define FW_CFG_IOBASE    0x510
 #define FW_CFG_SIGNATURE 0x00
-#define FW_CFG_ID 0x01
-#define FW_CFG_RAM_SIZE 0x03
-#define FW_CFG_NB_CPUS 0x05
-#define FW_CFG_MAX_CPUS 0x0f
-#define FW_CFG_FILE_DIR 0x19
-#define FW_CFG_MAX_ITEM 0x20
+#define FW_CFG_ID        0x01
+#define FW_CFG_RAM_SIZE  0x03
+#define FW_CFG_NB_CPUS   0x05
+#define FW_CFG_MAX_CPUS  0x0f
+#define FW_CFG_FILE_DIR  0x19
+#define FW_CFG_MAX_ITEM  0x20
 
 typedef struct FwCfgItem {
     uint8_t *data;
@@ -94,8 +95,8 @@ static bool fw_cfg_realize(Device *dev, Machine *m, GError **errp)
     fw_cfg_set_le(s, FW_CFG_NB_CPUS, cpus, 2);
     fw_cfg_set_le(s, FW_CFG_MAX_CPUS, cpus, 2);
     fw_cfg_set_le(s, FW_CFG_FILE_DIR, 0, 4); /* no files yet; count is big-endian 0 */
-    return device_map_region(dev, machine_pio(m), &s->io, "io", 2, &fw_cfg_ops, s,
-                             FW_CFG_IOBASE, errp);
+    return device_map_region(dev, machine_pio(m), &s->io, "io", 2, &fw_cfg_ops, s, FW_CFG_IOBASE,
+                             errp);
 }
 
 static void fw_cfg_reset(Device *dev)

@@ -25,7 +25,10 @@ static const struct {
     uint16_t iobase;
     uint8_t irq;
 } pc_serial_ports[KVMLOOP_MAX_SERIAL] = {
-    {0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3},
+    {0x3f8, 4},
+    {0x2f8, 3},
+    {0x3e8, 4},
+    {0x2e8, 3},
 };
 
 struct Machine {
@@ -261,8 +264,7 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
         goto fail;
     }
     kvm_set_address_spaces(m->kvm, m->pio, m->mmio);
-    if (!pc_init_ram(m, errp) || !kvm_create_irqchip(m->kvm, errp) ||
-        !pc_init_devices(m, errp)) {
+    if (!pc_init_ram(m, errp) || !kvm_create_irqchip(m->kvm, errp) || !pc_init_devices(m, errp)) {
         goto fail;
     }
     MultibootBoot boot;
@@ -344,8 +346,9 @@ void machine_print_stats(Machine *m, FILE *f)
 {
     KLockStats b = klock_stats(bql_klock());
     fprintf(f, "kvmloop statistics\n");
-    fprintf(f, "BQL: %" G_GUINT64_FORMAT " acquisitions, %" G_GUINT64_FORMAT
-               " contended, wait %.3f ms, hold %.3f ms\n",
+    fprintf(f,
+            "BQL: %" G_GUINT64_FORMAT " acquisitions, %" G_GUINT64_FORMAT
+            " contended, wait %.3f ms, hold %.3f ms\n",
             b.acquisitions, b.contended, b.wait_ns / 1e6, b.hold_ns / 1e6);
     fprintf(f, "exits per vCPU:\n  %-6s", "vcpu");
     for (int r = 0; r < VCPU_EXIT__MAX; r++) {
@@ -364,8 +367,8 @@ void machine_print_stats(Machine *m, FILE *f)
     address_space_foreach(m->pio, print_region_stats, f);
     address_space_foreach(m->mmio, print_region_stats, f);
     AddressSpaceStats io = address_space_stats(m->pio), mem = address_space_stats(m->mmio);
-    fprintf(f, "unassigned: io %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT
-               " writes, memory %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT " writes\n",
-            io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads,
-            mem.unassigned_writes);
+    fprintf(f,
+            "unassigned: io %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT
+            " writes, memory %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT " writes\n",
+            io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes);
 }

@@ -1,4 +1,5 @@
-/* testdev: counters behind PIO and MMIO registers, for stress tests and lock-contention benchmarks. */
+/* testdev: counters behind PIO and MMIO registers, for stress tests and lock-contention benchmarks.
+ */
 #include "kvmloop/testdev.h"
 #include "kvmloop/error.h"
 
