@@ -143,6 +143,17 @@ static void test_smp_hello(void)
     result_clear(&r);
 }
 
+/* The UART's interrupt goes through KVM_IRQ_LINE and the in-kernel IOAPIC. */
+static void test_uart_irq(void)
+{
+    g_autofree char *k = payload("uart-irq");
+    RunResult r = {0};
+    run_vm(&r, (const char *[]){"-kernel", k, NULL});
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_nonnull(strstr(r.serial, "uart-irq: ok"));
+    result_clear(&r);
+}
+
 static void test_unassigned(void)
 {
     g_autofree char *k = payload("unassigned");
@@ -337,6 +348,7 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm/hello", test_hello);
     g_test_add_func("/kvm/smp-hello", test_smp_hello);
     g_test_add_func("/kvm/unassigned", test_unassigned);
+    g_test_add_func("/kvm/uart-irq", test_uart_irq);
     g_test_add_func("/kvm/triple-fault", test_triple_fault);
     g_test_add_func("/kvm/bad-kernel", test_bad_kernel);
     g_test_add_data_func("/kvm/smp-counter/bql", &bql, test_smp_counter);
