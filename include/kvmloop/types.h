@@ -14,6 +14,4 @@ typedef struct MemoryRegion MemoryRegion;
 typedef struct Chardev Chardev;
 typedef struct KLock KLock;
 
-#define KVMLOOP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 #endif

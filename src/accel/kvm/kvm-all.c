@@ -105,7 +105,6 @@ KvmState *kvm_init(const char *path, GError **errp)
     s->fd = fd;
     s->vmfd = vmfd;
     s->run_mmap_size = mmap_size;
-    s->coalesced_mmio = kvm_ioctl(fd, KVM_CHECK_EXTENSION, (void *)(long)KVM_CAP_COALESCED_MMIO);
     return s;
 
 close_fd:
@@ -147,7 +146,6 @@ bool kvm_create_irqchip(KvmState *s, GError **errp)
     if (r < 0) {
         return kvm_set_ioctl_error(errp, "KVM_CREATE_PIT2", r);
     }
-    s->irqchip = true;
     return true;
 }
 

@@ -11,8 +11,6 @@ struct KvmState {
     int fd;
     int vmfd;
     int run_mmap_size;
-    int coalesced_mmio;
-    bool irqchip;
     struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, fetched once */
     AddressSpace *pio;
     AddressSpace *mmio;

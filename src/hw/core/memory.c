@@ -46,7 +46,7 @@ static const char *const lock_policy_names[] = {
 
 bool lock_policy_parse(const char *s, LockPolicy *out)
 {
-    for (unsigned i = 0; i < KVMLOOP_ARRAY_SIZE(lock_policy_names); i++) {
+    for (unsigned i = 0; i < G_N_ELEMENTS(lock_policy_names); i++) {
         if (strcmp(s, lock_policy_names[i]) == 0) {
             *out = (LockPolicy)i;
             return true;
@@ -57,7 +57,7 @@ bool lock_policy_parse(const char *s, LockPolicy *out)
 
 const char *lock_policy_name(LockPolicy p)
 {
-    return (unsigned)p < KVMLOOP_ARRAY_SIZE(lock_policy_names) ? lock_policy_names[p] : "?";
+    return (unsigned)p < G_N_ELEMENTS(lock_policy_names) ? lock_policy_names[p] : "?";
 }
 
 void memory_region_init(MemoryRegion *mr, const char *name, uint64_t size,
@@ -80,7 +80,7 @@ void memory_region_destroy(MemoryRegion *mr)
 
 bool memory_region_set_lock_policy(MemoryRegion *mr, LockPolicy p, GError **errp)
 {
-    if ((unsigned)p >= KVMLOOP_ARRAY_SIZE(lock_policy_names)) {
+    if ((unsigned)p >= G_N_ELEMENTS(lock_policy_names)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "invalid lock policy %d",
                     (int)p);
         return false;
