@@ -20,12 +20,17 @@ Chardev *machine_serial(Machine *m, int idx);
 /* Ask the machine to stop and kvmloop to exit with @status (debug-exit).
  * Any thread, any lock state. */
 void machine_request_exit(Machine *m, int status);
+/* Ask the machine to reset (or, with -no-reboot, to stop with status 0), as a
+ * reset line or register would. Any thread, any lock state. */
+void machine_request_reset(Machine *m);
+/* The main loop, for device timers and fd handlers (callbacks run with the
+ * BQL held). */
+EventLoop *machine_main_loop(Machine *m);
 
 #endif
 
 /* Building and running (src/hw/i386/pc.c); used by src/system. */
 typedef struct VmConfig VmConfig;
-typedef struct EventLoop EventLoop;
 typedef struct CpuState CpuState;
 
 /* Build the pc machine described by @cfg: KVM VM, RAM, irqchip, devices, the

@@ -13,5 +13,6 @@ typedef struct AddressSpace AddressSpace;
 typedef struct MemoryRegion MemoryRegion;
 typedef struct Chardev Chardev;
 typedef struct KLock KLock;
+typedef struct EventLoop EventLoop;
 
 #endif

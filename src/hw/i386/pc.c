@@ -101,6 +101,20 @@ void machine_request_exit(Machine *m, int status)
     }
 }
 
+void machine_request_reset(Machine *m)
+{
+    if (!m->cfg->no_reboot) {
+        fprintf(stderr, "kvmloop: the guest asked for a reset; the pc machine cannot "
+                        "reset yet, so it stops\n");
+    }
+    machine_request_exit(m, 0);
+}
+
+EventLoop *machine_main_loop(Machine *m)
+{
+    return m->loop;
+}
+
 bool machine_exit_requested(Machine *m, int *status)
 {
     if (__atomic_load_n(&m->exit_requested, __ATOMIC_ACQUIRE) != 1) {
@@ -125,11 +139,7 @@ static void machine_cpu_event(void *opaque, CpuState *cpu, VcpuVerdict verdict)
         machine_request_exit(m, 0);
         break;
     case VCPU_RESET:
-        if (!m->cfg->no_reboot) {
-            fprintf(stderr, "kvmloop: the guest asked for a reset; the pc machine cannot "
-                            "reset yet, so it stops\n");
-        }
-        machine_request_exit(m, 0);
+        machine_request_reset(m);
         break;
     default:
         machine_request_exit(m, 2);
