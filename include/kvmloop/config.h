@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <glib.h>
+#include "kvmloop/x86_cpu.h"
 
 #define KVMLOOP_MAX_CPUS   255
 #define KVMLOOP_MAX_SERIAL 4
@@ -16,7 +17,10 @@ typedef struct VmConfig {
     char *machine;    /* "pc" */
     char *accel;      /* "kvm" */
     char *kvm_device; /* "/dev/kvm" */
-    int smp;
+    int smp;          /* vCPUs, = topology.cpus */
+    CpuTopology topology;
+    CpuModel cpu;
+    int emulation_assists; /* -1 auto (on when the host emulates guest kernel code), 0 off, 1 on */
     uint64_t ram_size;
     char *kernel;
     char *initrd;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <glib.h>
 #include "kvmloop/types.h"
+#include "kvmloop/x86_cpu.h"
 
 typedef struct KvmState KvmState;
 typedef struct KvmVcpu KvmVcpu;
@@ -59,13 +60,48 @@ int kvm_set_irq(KvmState *s, int irq, int level);
 /* The address spaces exits are dispatched to. */
 void kvm_set_address_spaces(KvmState *s, AddressSpace *pio, AddressSpace *mmio);
 
-/* Create vCPU @index of @nr_cpus, with its kvm_run mapping and a CPUID whose
- * APIC IDs and topology match @index and @nr_cpus. Main thread, start-up. */
-KvmVcpu *kvm_vcpu_create(KvmState *s, int index, int nr_cpus, GError **errp);
+/* Create vCPU @index with its kvm_run mapping, the APIC ID @topo gives it,
+ * and the CPUID of @model with @topo's topology leaves. Saves the vCPU's
+ * power-on state for kvm_vcpu_reset(). Main thread, start-up. */
+KvmVcpu *kvm_vcpu_create(KvmState *s, int index, const CpuModel *model, const CpuTopology *topo,
+                         GError **errp);
 void kvm_vcpu_destroy(KvmVcpu *v);
-/* Registers for a multiboot entry: 32-bit flat protected mode, paging off,
- * EAX = 0x2BADB002, EBX = @mbi, EIP = @entry. */
-bool kvm_vcpu_set_multiboot_entry(KvmVcpu *v, uint32_t entry, uint32_t mbi, GError **errp);
+/* Back to the power-on state: registers, LAPIC, MP state (the APs wait for
+ * INIT/SIPI), pending events, and the paravirtual MSRs (kvmclock, PV EOI,
+ * steal time, async PF) cleared. vCPU stopped. */
+bool kvm_vcpu_reset(KvmVcpu *v, GError **errp);
+/* 32-bit flat protected mode, paging off, EIP = @entry, EAX = @eax, EBX =
+ * @ebx: the multiboot (EAX = 0x2BADB002, EBX = info) and PVH (EBX = start
+ * info) entry states. */
+bool kvm_vcpu_set_flat32_entry(KvmVcpu *v, uint32_t entry, uint32_t eax, uint32_t ebx,
+                               GError **errp);
+/* 64-bit long mode with the identity page tables at @cr3 and the GDT at
+ * @gdt (code 0x10, data 0x18), RIP = @entry, RSI = @rsi: the Linux boot
+ * protocol's 64-bit entry. */
+bool kvm_vcpu_set_long_mode_entry(KvmVcpu *v, uint64_t entry, uint64_t rsi, uint64_t cr3,
+                                  uint64_t gdt, GError **errp);
+/* The in-kernel PIC, IOAPIC and PIT back to their power-on state. */
+bool kvm_irqchip_reset(KvmState *s, GError **errp);
+
+/* True when /dev/kvm works although the host CPU has neither VMX nor SVM
+ * (PVM and similar): guest kernel code then runs in the host's instruction
+ * emulator. @name gets a short description for messages. */
+bool kvm_host_emulates_guest_kernel(KvmState *s, const char **name);
+
+/* Emulation assists: on hosts that emulate guest kernel code, finish the
+ * few instructions the host emulator gives up on (int3, fwait, clac, stac)
+ * in kvmloop instead of stopping the VM. Off by default. */
+typedef enum {
+    KVM_ASSIST_INT3,
+    KVM_ASSIST_FWAIT,
+    KVM_ASSIST_CLAC_STAC,
+    KVM_ASSIST__MAX,
+} KvmAssist;
+extern const char *const kvm_assist_names[KVM_ASSIST__MAX];
+void kvm_set_emulation_assists(KvmState *s, bool on);
+bool kvm_emulation_assists(KvmState *s);
+/* How often vCPU @v used each assist. Any thread. */
+void kvm_vcpu_assist_counts(const KvmVcpu *v, uint64_t out[KVM_ASSIST__MAX]);
 
 /* Bind the calling thread to @v so that kvm_vcpu_signal_kick() can reach it. */
 void kvm_vcpu_bind_thread(KvmVcpu *v);
@@ -84,5 +120,6 @@ VcpuVerdict kvm_vcpu_exec(KvmVcpu *v, VcpuExit *out);
 /* Print the general, segment and control registers. vCPU thread. */
 void kvm_vcpu_dump_state(KvmVcpu *v, FILE *f);
 int kvm_vcpu_index(const KvmVcpu *v);
+uint32_t kvm_vcpu_apic_id(const KvmVcpu *v);
 
 #endif

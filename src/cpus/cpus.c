@@ -294,6 +294,7 @@ void resume_all_vcpus(void)
         CpuState *cpu = cpu_list->pdata[i];
         cpu->stop = false;
         cpu->stopped = false;
+        cpu->parked = false; /* the machine handled the exit that parked it */
         pthread_cond_broadcast(&cpu->halt_cond);
     }
 }

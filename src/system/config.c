@@ -72,12 +72,16 @@ typedef struct OptDef {
 
 static const OptDef options[] = {
     {"machine", OPT_ARG, "pc", "machine type (only 'pc')"},
-    {"accel", OPT_ARG, "kvm", "accelerator (only 'kvm')"},
-    {"smp", OPT_ARG, "N", "number of vCPUs, 1 to 255 (default 1)"},
+    {"accel", OPT_ARG, "kvm[,emulation-assists=auto|on|off]",
+     "accelerator (only 'kvm'); assists finish instructions an emulating host cannot"},
+    {"smp", OPT_ARG, "N[,sockets=S,cores=C,threads=T]", "vCPUs and their topology (default 1)"},
+    {"cpu", OPT_ARG, "host|base[,+FEAT,-FEAT,...]",
+     "CPU model: all KVM supports (default) or a conservative x86-64, with feature edits"},
     {"m", OPT_ARG, "SIZE",
      "guest RAM, with an optional k/M/G suffix; default unit MiB (default 128M)"},
-    {"kernel", OPT_ARG, "FILE", "kernel to boot (multiboot ELF)"},
-    {"initrd", OPT_ARG, "FILE[,FILE...]", "multiboot modules (each 'PATH[ ARGS]')"},
+    {"kernel", OPT_ARG, "FILE", "kernel: bzImage, vmlinux ELF with a PVH note, or multiboot"},
+    {"initrd", OPT_ARG, "FILE[,FILE...]",
+     "initramfs (Linux) or multiboot modules (each 'PATH[ ARGS]')"},
     {"append", OPT_ARG, "CMDLINE", "kernel command line"},
     {"serial", OPT_ARG, "stdio|file:PATH|null|none",
      "backend of the next serial port (default stdio)"},
@@ -149,23 +153,32 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         g_free(cfg->machine);
         cfg->machine = g_strdup(type);
     } else if (!strcmp(name, "accel")) {
-        if (strcmp(val, "kvm") != 0) {
-            FAIL("-accel: unknown accelerator '%s' (kvmloop has 'kvm')", val);
-        }
-        SET_STR(accel);
-    } else if (!strcmp(name, "smp")) {
         g_auto(GStrv) parts = g_strsplit(val, ",", -1);
-        const char *n = g_str_has_prefix(parts[0], "cpus=") ? parts[0] + 5 : parts[0];
-        char *end;
-        errno = 0;
-        long v = strtol(n, &end, 10);
-        if (errno || end == n || *end || v < 1 || v > KVMLOOP_MAX_CPUS) {
-            FAIL("-smp: '%s' is not a vCPU count from 1 to %d", val, KVMLOOP_MAX_CPUS);
+        if (strcmp(parts[0], "kvm") != 0) {
+            FAIL("-accel: unknown accelerator '%s' (kvmloop has 'kvm')", parts[0]);
         }
-        if (parts[0] && parts[1]) {
-            FAIL("-smp: topology options are not supported yet: '%s'", val);
+        for (int i = 1; parts[i]; i++) {
+            if (!strcmp(parts[i], "emulation-assists=auto")) {
+                cfg->emulation_assists = -1;
+            } else if (!strcmp(parts[i], "emulation-assists=on")) {
+                cfg->emulation_assists = 1;
+            } else if (!strcmp(parts[i], "emulation-assists=off")) {
+                cfg->emulation_assists = 0;
+            } else {
+                FAIL("-accel: unknown option '%s' (emulation-assists=auto|on|off)", parts[i]);
+            }
         }
-        cfg->smp = (int)v;
+        g_free(cfg->accel);
+        cfg->accel = g_strdup(parts[0]);
+    } else if (!strcmp(name, "smp")) {
+        if (!cpu_topology_parse(val, KVMLOOP_MAX_CPUS, &cfg->topology, errp)) {
+            return false;
+        }
+        cfg->smp = cfg->topology.cpus;
+    } else if (!strcmp(name, "cpu")) {
+        if (!cpu_model_parse(val, &cfg->cpu, errp)) {
+            return false;
+        }
     } else if (!strcmp(name, "m")) {
         const char *sz = g_str_has_prefix(val, "size=") ? val + 5 : val;
         uint64_t v;
@@ -213,6 +226,8 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->kvm_device =
         g_strdup(g_getenv("KVMLOOP_KVM_DEVICE") ? g_getenv("KVMLOOP_KVM_DEVICE") : "/dev/kvm");
     cfg->smp = 1;
+    cfg->topology = (CpuTopology){.cpus = 1, .sockets = 1, .cores = 1, .threads = 1};
+    cfg->emulation_assists = -1;
     cfg->ram_size = 128ULL << 20;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
 

@@ -71,6 +71,25 @@ expect_error m-junk "-m: 'lots'" -m lots -kernel "$K"
 expect_error machine "unknown machine type 'q35'" -machine q35 -kernel "$K"
 expect_error accel "unknown accelerator 'tcg'" -accel tcg -kernel "$K"
 expect_error kernel-missing "kernel '/nonexistent': No such file" -kernel /nonexistent
+expect_error smp-topology "do not make 2 sockets" -smp 4,sockets=2,cores=3 -kernel "$K"
+expect_error smp-param "unknown parameter 'nodes'" -smp 4,nodes=2 -kernel "$K"
+expect_error smp-maxcpus "hotplug is not supported" -smp 2,maxcpus=4 -kernel "$K"
+expect_error cpu-model "unknown CPU model 'pentium'" -cpu pentium -kernel "$K"
+expect_error cpu-feature "unknown CPU feature 'warp'" -cpu host,+warp -kernel "$K"
+expect_error accel-option "unknown option 'fast=on'" -accel kvm,fast=on -kernel "$K"
+# A bzImage header that promises more code than the file has.
+head -c 1024 /dev/zero >"$tmp/bz"
+printf '\x01' | dd of="$tmp/bz" bs=1 seek=$((0x1f1)) conv=notrunc status=none
+printf '\x00\x10' | dd of="$tmp/bz" bs=1 seek=$((0x1f5)) conv=notrunc status=none
+printf '\x55\xaa' | dd of="$tmp/bz" bs=1 seek=$((0x1fe)) conv=notrunc status=none
+printf 'HdrS\x0f\x02' | dd of="$tmp/bz" bs=1 seek=$((0x202)) conv=notrunc status=none
+printf '\x01' | dd of="$tmp/bz" bs=1 seek=$((0x211)) conv=notrunc status=none
+printf '\x00\x00\x20\x00' | dd of="$tmp/bz" bs=1 seek=$((0x230)) conv=notrunc status=none
+printf '\x01\x00' | dd of="$tmp/bz" bs=1 seek=$((0x236)) conv=notrunc status=none
+expect_error bzimage-truncated "truncated" -kernel "$tmp/bz"
+# An ELF that is neither PVH nor multiboot: this shell, say.
+expect_error elf-no-note "an ELF without a PVH entry note" -kernel /bin/sh
+expect_error initrd-missing "'/nonexistent': No such file" -kernel "$K" -initrd /nonexistent
 printf 'not an elf at all' >"$tmp/junk"
 expect_error kernel-not-elf "no multiboot header" -kernel "$tmp/junk"
 expect_error device-unknown "unknown device 'nic'" -kernel "$K" -device nic
@@ -93,6 +112,12 @@ expect_status triple-fault 2 -kernel "$GUEST/triple-fault.elf" -device "$DX"
 grep -q "triple fault" "$tmp/err" && grep -q "RIP=" "$tmp/err" && ok || bad "triple fault report"
 expect_status smp-hello 1 -kernel "$GUEST/smp-hello.elf" -smp 4 -device "$DX"
 [ "$(grep -c 'hello from vCPU' "$tmp/out")" -eq 4 ] && ok || bad "4 vCPUs greeted"
+# Topology: APIC IDs follow sockets/cores/threads (3 cores need 2 bits).
+# The guest prints APIC IDs: 2 sockets x 3 cores are 0-2 and 4-6.
+expect_status smp-topology 1 -kernel "$GUEST/smp-hello.elf" -smp 6,sockets=2,cores=3 -device "$DX"
+[ "$(grep -c 'hello from vCPU' "$tmp/out")" -eq 6 ] && grep -q "vCPU 6 of 6" "$tmp/out" \
+    && ! grep -q "vCPU 3 of" "$tmp/out" && ok || bad "APIC IDs of 2 sockets x 3 cores"
+expect_status cpu-base 1 -kernel "$GUEST/smp-hello.elf" -smp 2 -cpu base,-sse3 -device "$DX"
 
 # SIGTERM stops a running guest cleanly, as in QEMU.
 "$KVMLOOP" -kernel "$GUEST/spin.elf" -smp 2 >"$tmp/out" 2>"$tmp/err" </dev/null &

@@ -101,6 +101,13 @@ KvmState *kvm_init(const char *path, GError **errp)
         goto close_fd;
     }
 
+    /* Instruction bytes with emulation failures, where the host offers them
+     * (kvm_x86_handle_emulation_failure() reads guest memory otherwise). */
+    if (kvm_ioctl(fd, KVM_CHECK_EXTENSION, (void *)(long)KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0) {
+        struct kvm_enable_cap cap = {.cap = KVM_CAP_EXIT_ON_EMULATION_FAILURE, .args = {1}};
+        kvm_ioctl(vmfd, KVM_ENABLE_CAP, &cap);
+    }
+
     KvmState *s = g_new0(KvmState, 1);
     s->fd = fd;
     s->vmfd = vmfd;
@@ -131,8 +138,19 @@ bool kvm_set_ram(KvmState *s, unsigned slot, gpa_t gpa, uint64_t size, void *hos
         .memory_size = size,
         .userspace_addr = (uint64_t)(uintptr_t)host,
     };
+    if (slot >= KVM_MAX_RAM_SLOTS) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "RAM slot %u out of range",
+                    slot);
+        return false;
+    }
     int r = kvm_ioctl(s->vmfd, KVM_SET_USER_MEMORY_REGION, &mr);
-    return r < 0 ? kvm_set_ioctl_error(errp, "KVM_SET_USER_MEMORY_REGION", r) : true;
+    if (r < 0) {
+        return kvm_set_ioctl_error(errp, "KVM_SET_USER_MEMORY_REGION", r);
+    }
+    s->ram[slot].gpa = gpa;
+    s->ram[slot].size = size;
+    s->ram[slot].host = host;
+    return true;
 }
 
 bool kvm_create_irqchip(KvmState *s, GError **errp)
@@ -146,6 +164,19 @@ bool kvm_create_irqchip(KvmState *s, GError **errp)
     if (r < 0) {
         return kvm_set_ioctl_error(errp, "KVM_CREATE_PIT2", r);
     }
+    /* The power-on state of the PICs, the IOAPIC and the PIT, for reset. */
+    for (unsigned i = 0; i < G_N_ELEMENTS(s->irqchip_init); i++) {
+        s->irqchip_init[i].chip_id = i;
+        r = kvm_ioctl(s->vmfd, KVM_GET_IRQCHIP, &s->irqchip_init[i]);
+        if (r < 0) {
+            return kvm_set_ioctl_error(errp, "KVM_GET_IRQCHIP", r);
+        }
+    }
+    r = kvm_ioctl(s->vmfd, KVM_GET_PIT2, &s->pit_init);
+    if (r < 0) {
+        return kvm_set_ioctl_error(errp, "KVM_GET_PIT2", r);
+    }
+    s->have_irqchip_state = true;
     return true;
 }
 
@@ -161,9 +192,12 @@ void kvm_set_address_spaces(KvmState *s, AddressSpace *pio, AddressSpace *mmio)
     s->mmio = mmio;
 }
 
-KvmVcpu *kvm_vcpu_create(KvmState *s, int index, int nr_cpus, GError **errp)
+KvmVcpu *kvm_vcpu_create(KvmState *s, int index, const CpuModel *model, const CpuTopology *topo,
+                         GError **errp)
 {
-    int fd = kvm_ioctl(s->vmfd, KVM_CREATE_VCPU, (void *)(long)index);
+    /* The vCPU id is the initial APIC ID of the in-kernel LAPIC. */
+    uint32_t apic_id = cpu_topology_apic_id(topo, index);
+    int fd = kvm_ioctl(s->vmfd, KVM_CREATE_VCPU, (void *)(long)apic_id);
     if (fd < 0) {
         kvm_set_ioctl_error(errp, "KVM_CREATE_VCPU", fd);
         return NULL;
@@ -177,8 +211,9 @@ KvmVcpu *kvm_vcpu_create(KvmState *s, int index, int nr_cpus, GError **errp)
     v->kvm = s;
     v->fd = fd;
     v->index = index;
+    v->apic_id = apic_id;
     v->run = run;
-    if (!kvm_x86_vcpu_init_cpuid(v, nr_cpus, errp)) {
+    if (!kvm_x86_vcpu_init_cpuid(v, model, topo, errp) || !kvm_x86_vcpu_save_init_state(v, errp)) {
         kvm_vcpu_destroy(v);
         return NULL;
     }
@@ -202,6 +237,11 @@ void kvm_vcpu_destroy(KvmVcpu *v)
 int kvm_vcpu_index(const KvmVcpu *v)
 {
     return v->index;
+}
+
+uint32_t kvm_vcpu_apic_id(const KvmVcpu *v)
+{
+    return v->apic_id;
 }
 
 static __thread KvmVcpu *current_vcpu;
@@ -298,6 +338,13 @@ static VcpuVerdict handle_internal_error(KvmVcpu *v, VcpuExit *out)
 {
     struct kvm_run *run = v->run;
     out->reason = VCPU_EXIT_INTERNAL_ERROR;
+    if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+        if (kvm_x86_handle_emulation_failure(v)) {
+            return VCPU_CONTINUE;
+        }
+        kvm_vcpu_dump_state(v, stderr);
+        return VCPU_FATAL;
+    }
     fprintf(stderr, "kvmloop: vCPU %d: KVM internal error, suberror %u%s\n", v->index,
             run->internal.suberror,
             run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION

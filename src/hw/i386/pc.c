@@ -14,6 +14,7 @@
 #include "kvmloop/kvm.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/memory.h"
+#include "kvmloop/linux_boot.h"
 #include "kvmloop/multiboot.h"
 #include "kvmloop/rcu.h"
 
@@ -46,8 +47,11 @@ struct Machine {
     int ncpus;
     EventLoop *loop;
     BH *exit_bh;
+    BH *reset_bh;
     int exit_requested; /* atomic */
     int exit_status;    /* written once, before exit_requested */
+    BootProtocol boot_protocol;
+    unsigned resets; /* completed resets */
 };
 
 AddressSpace *machine_pio(Machine *m)
@@ -103,11 +107,16 @@ void machine_request_exit(Machine *m, int status)
 
 void machine_request_reset(Machine *m)
 {
-    if (!m->cfg->no_reboot) {
-        fprintf(stderr, "kvmloop: the guest asked for a reset; the pc machine cannot "
-                        "reset yet, so it stops\n");
+    if (m->cfg->no_reboot) {
+        machine_request_exit(m, 0);
+    } else {
+        bh_schedule(m->reset_bh);
     }
-    machine_request_exit(m, 0);
+}
+
+unsigned machine_reset_count(Machine *m)
+{
+    return m->resets;
 }
 
 EventLoop *machine_main_loop(Machine *m)
@@ -250,12 +259,61 @@ static bool pc_init_devices(Machine *m, GError **errp)
     return true;
 }
 
-static bool pc_load_kernel(Machine *m, MultibootBoot *boot, GError **errp)
+/* Load the kernel with its protocol and point the boot CPU at it; the
+ * others wait for INIT/SIPI in the in-kernel LAPIC. At start and on reset. */
+static bool pc_boot(Machine *m, GError **errp)
 {
     const VmConfig *cfg = m->cfg;
-    g_auto(GStrv) mods = cfg->initrd ? g_strsplit(cfg->initrd, ",", -1) : g_new0(char *, 1);
-    return multiboot_load(&m->mem, cfg->kernel, cfg->append ? cfg->append : cfg->kernel,
-                          (const char *const *)mods, g_strv_length(mods), boot, errp);
+    KvmVcpu *bsp = m->vcpus[0];
+
+    if (m->boot_protocol == BOOT_PROTOCOL_MULTIBOOT) {
+        g_auto(GStrv) mods = cfg->initrd ? g_strsplit(cfg->initrd, ",", -1) : g_new0(char *, 1);
+        MultibootBoot boot;
+        return multiboot_load(&m->mem, cfg->kernel, cfg->append ? cfg->append : cfg->kernel,
+                              (const char *const *)mods, g_strv_length(mods), &boot, errp) &&
+               kvm_vcpu_set_flat32_entry(bsp, boot.entry, 0x2badb002, boot.mbi_addr, errp);
+    }
+    LinuxBootArgs args = {
+        .kernel = cfg->kernel,
+        .initrd = cfg->initrd,
+        .cmdline = cfg->append,
+        .rsdp_addr = 0,
+    };
+    LinuxBoot boot;
+    if (m->boot_protocol == BOOT_PROTOCOL_BZIMAGE) {
+        return linux_load_bzimage(&m->mem, &args, &boot, errp) &&
+               kvm_vcpu_set_long_mode_entry(bsp, boot.entry, boot.boot_info, BOOT_PML4_ADDR,
+                                            BOOT_GDT_ADDR, errp);
+    }
+    return linux_load_pvh(&m->mem, &args, &boot, errp) &&
+           kvm_vcpu_set_flat32_entry(bsp, (uint32_t)boot.entry, 0, (uint32_t)boot.boot_info, errp);
+}
+
+/* A reset: every vCPU stopped and back to its power-on state, devices and
+ * interrupt controllers reset, the kernel loaded again. Main loop, BQL held. */
+static void machine_reset_bh(void *opaque)
+{
+    Machine *m = opaque;
+    int status;
+    if (machine_exit_requested(m, &status)) {
+        return;
+    }
+    g_autoptr(GError) err = NULL;
+    pause_all_vcpus();
+    for (guint i = 0; i < m->devices->len; i++) {
+        device_reset(m->devices->pdata[i]);
+    }
+    bool ok = kvm_irqchip_reset(m->kvm, &err);
+    for (int i = 0; ok && i < m->ncpus; i++) {
+        ok = kvm_vcpu_reset(m->vcpus[i], &err);
+    }
+    if (!ok || !pc_boot(m, &err)) {
+        fprintf(stderr, "kvmloop: reset failed: %s\n", err->message);
+        machine_request_exit(m, 2);
+        return;
+    }
+    m->resets++;
+    resume_all_vcpus();
 }
 
 Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
@@ -266,6 +324,7 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
     m->loop = loop;
     m->devices = g_ptr_array_new();
     m->exit_bh = bh_new(loop, "machine-exit", machine_exit_bh, m);
+    m->reset_bh = bh_new(loop, "machine-reset", machine_reset_bh, m);
     m->pio = address_space_new("io", 0x10000);
     m->mmio = address_space_new("memory", 1ULL << 52);
 
@@ -274,27 +333,36 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
         goto fail;
     }
     kvm_set_address_spaces(m->kvm, m->pio, m->mmio);
-    if (!pc_init_ram(m, errp) || !kvm_create_irqchip(m->kvm, errp) || !pc_init_devices(m, errp)) {
+    const char *host_kind = NULL;
+    bool emulating = kvm_host_emulates_guest_kernel(m->kvm, &host_kind);
+    kvm_set_emulation_assists(m->kvm, cfg->emulation_assists > 0 ||
+                                          (cfg->emulation_assists < 0 && emulating));
+    if (!kernel_probe(cfg->kernel, &m->boot_protocol, errp)) {
         goto fail;
     }
-    MultibootBoot boot;
-    if (!pc_load_kernel(m, &boot, errp)) {
+    if (!pc_init_ram(m, errp) || !kvm_create_irqchip(m->kvm, errp) || !pc_init_devices(m, errp)) {
         goto fail;
     }
     m->ncpus = cfg->smp;
     m->vcpus = g_new0(KvmVcpu *, m->ncpus);
     m->cpus = g_new0(CpuState *, m->ncpus);
     for (int i = 0; i < m->ncpus; i++) {
-        m->vcpus[i] = kvm_vcpu_create(m->kvm, i, m->ncpus, errp);
+        m->vcpus[i] = kvm_vcpu_create(m->kvm, i, &cfg->cpu, &cfg->topology, errp);
         if (!m->vcpus[i]) {
             goto fail;
         }
         m->cpus[i] = cpu_new(m->vcpus[i], machine_cpu_event, m);
     }
-    /* The boot CPU enters the kernel; the others wait for INIT/SIPI in the
-     * in-kernel LAPIC. */
-    if (!kvm_vcpu_set_multiboot_entry(m->vcpus[0], boot.entry, boot.mbi_addr, errp)) {
+    if (!pc_boot(m, errp)) {
         goto fail;
+    }
+    /* Once the VM is built, so that a start-up error stays one line. */
+    if (emulating) {
+        fprintf(stderr,
+                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
+                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
+                "the emulator lacks\n",
+                host_kind);
     }
     return m;
 
@@ -338,6 +406,7 @@ void machine_destroy(Machine *m)
     address_space_free(m->pio);
     address_space_free(m->mmio);
     bh_delete(m->exit_bh);
+    bh_delete(m->reset_bh);
     g_free(m->vcpus);
     g_free(m->cpus);
     g_free(m);
