@@ -1,11 +1,22 @@
 #!/bin/bash
-# Build kvmloop and boot the default guest: a test guest that greets from every vCPU and exits.
+# Build kvmloop and the default guest, then boot it: a 2-vCPU Debian kernel with a busybox shell on
+# the console (Ctrl-a x quits). On a host whose KVM has no hardware virtualization, where a stock
+# kernel cannot reach userspace, say so and boot the multi-vCPU test guest instead.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KVMLOOP_BUILD_DIR:-$root/build}
 "$root/tools/build.sh" "$dir"
+"$root/tools/guest-image.sh" "$dir/guest"
+
+if grep -qwE 'vmx|svm' /proc/cpuinfo || [ -n "${KVMLOOP_DEMO_LINUX:-}" ]; then
+    echo "kvmloop: booting Debian's kernel with 2 vCPUs; Ctrl-a x quits, 'poweroff' ends the VM" >&2
+    exec "$dir/kvmloop" -smp 2 -m 512 -kernel "$dir/guest/bzImage" \
+        -initrd "$dir/guest/initramfs.cpio.gz" -append "console=ttyS0 quiet kvmloop.shell" "$@"
+fi
+
+echo "kvmloop: this host's KVM has no VMX/SVM (guest kernel code would be emulated), so a Linux" \
+    "shell is out of reach here; booting the 4-vCPU test guest instead" >&2
 cpus=${KVMLOOP_DEMO_SMP:-4}
-echo "kvmloop: booting $cpus vCPUs (tests/guest/smp-hello.c) ..." >&2
 set +e
 "$dir/kvmloop" -smp "$cpus" -m 64 -kernel "$dir/tests/guest/smp-hello.elf" \
     -device isa-debug-exit,iobase=0xf4,iosize=0x4 -stats "$@"

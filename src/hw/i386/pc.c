@@ -412,6 +412,28 @@ void machine_destroy(Machine *m)
     g_free(m);
 }
 
+/* Instructions kvmloop finished for an emulating host's KVM, per vCPU. */
+static void pc_print_assist_stats(Machine *m, FILE *f)
+{
+    if (!kvm_emulation_assists(m->kvm)) {
+        return;
+    }
+    fprintf(f, "emulation assists:\n  %-6s", "vcpu");
+    for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+        fprintf(f, " %10s", kvm_assist_names[a]);
+    }
+    fprintf(f, "\n");
+    for (int i = 0; i < m->ncpus; i++) {
+        uint64_t n[KVM_ASSIST__MAX];
+        kvm_vcpu_assist_counts(m->vcpus[i], n);
+        fprintf(f, "  %-6d", i);
+        for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+            fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
+        }
+        fprintf(f, "\n");
+    }
+}
+
 static void print_region_stats(MemoryRegion *mr, void *opaque)
 {
     FILE *f = opaque;
@@ -450,4 +472,5 @@ void machine_print_stats(Machine *m, FILE *f)
             "unassigned: io %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT
             " writes, memory %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT " writes\n",
             io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes);
+    pc_print_assist_stats(m, f);
 }

@@ -1,0 +1,111 @@
+#!/bin/bash
+# Full boots of the Debian guest to its userspace marker, on hosts with hardware virtualization.
+#   test-linux-full.sh KVMLOOP GUEST_DIR CASE
+# CASE: smp1 smp2 smp4 (boot to the marker, exactly N CPUs online, poweroff -> status 0),
+# reboot-noreboot, panic-noreboot (status 0 under -no-reboot), reboot-once (comes back up once),
+# hammer (two guest CPUs hammer the test device from userspace; the host checks the count).
+set -u
+KVMLOOP=$1
+GUEST=$2
+CASE=$3
+LIMIT=${KVMLOOP_LINUX_TIMEOUT:-300}
+
+skip() {
+    # On a host without VMX/SVM this is expected, also in CI: the kernel cannot reach userspace.
+    echo "SKIP: $*" >&2
+    exit 77
+}
+{ exec 3<>/dev/kvm; } 2>/dev/null || {
+    [ -n "${CI:-}" ] && { echo "FAIL: /dev/kvm is not usable (CI needs it)" >&2; exit 1; }
+    skip "/dev/kvm is not usable"
+}
+exec 3>&-
+grep -qwE 'vmx|svm' /proc/cpuinfo ||
+    skip "this host's KVM has no VMX/SVM: guest kernel code is emulated and a stock kernel never reaches userspace here (the early tests cover what runs)"
+[ -r "$GUEST/bzImage" ] && [ -r "$GUEST/initramfs.cpio.gz" ] || skip "no guest image in $GUEST"
+
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+fail=0
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# run NCPUS EXTRA_APPEND [kvmloop args...]: boot in the background, console in $tmp/console.
+run() {
+    local n=$1 extra=$2
+    shift 2
+    "$KVMLOOP" -kernel "$GUEST/bzImage" -initrd "$GUEST/initramfs.cpio.gz" -m 512 -smp "$n" \
+        -append "console=ttyS0 panic=-1 $extra" -serial "file:$tmp/console" "$@" \
+        >"$tmp/out" 2>"$tmp/err" </dev/null &
+    pid=$!
+}
+
+# wait_for PATTERN COUNT: until the console has COUNT lines matching PATTERN (or kvmloop ends).
+wait_for() {
+    local end=$(($(date +%s) + LIMIT))
+    while [ "$(grep -c -- "$1" "$tmp/console" 2>/dev/null)" -lt "$2" ]; do
+        kill -0 $pid 2>/dev/null || return 1
+        [ "$(date +%s)" -lt $end ] || return 1
+        sleep 0.2
+    done
+}
+
+# finish: wait for kvmloop to end on its own (within the limit); sets $st.
+finish() {
+    local end=$(($(date +%s) + LIMIT))
+    while kill -0 $pid 2>/dev/null && [ "$(date +%s)" -lt $end ]; do sleep 0.2; done
+    kill -9 $pid 2>/dev/null
+    wait $pid
+    st=$?
+    pid=
+}
+
+case $CASE in
+smp1 | smp2 | smp4)
+    n=${CASE#smp}
+    run "$n" ""
+    finish
+    [ $st -eq 0 ] || bad "status $st after poweroff, expected 0"
+    grep -q "kvmloop-guest: up [0-9.]* s, $n cpus online" "$tmp/console" ||
+        bad "no marker with $n CPUs online: $(grep kvmloop-guest "$tmp/console")"
+    ;;
+reboot-noreboot)
+    run 2 "kvmloop.script=reboot" -no-reboot
+    finish
+    [ $st -eq 0 ] || bad "status $st, expected 0"
+    [ "$(grep -c 'Linux version' "$tmp/console")" -eq 1 ] || bad "the guest booted again"
+    ;;
+panic-noreboot)
+    run 2 "kvmloop.script=panic" -no-reboot
+    finish
+    [ $st -eq 0 ] || bad "status $st, expected 0"
+    grep -q "Kernel panic" "$tmp/console" || bad "no panic seen"
+    ;;
+reboot-once)
+    run 2 "kvmloop.script=reboot"
+    wait_for "kvmloop-guest: up .* 2 cpus online" 2 || bad "did not come back up after reboot"
+    kill -TERM $pid
+    wait $pid
+    st=$?
+    pid=
+    [ $st -eq 0 ] || bad "status $st after SIGTERM, expected 0"
+    [ "$(grep -c 'Linux version' "$tmp/console")" -ge 2 ] || bad "one boot only"
+    ;;
+hammer)
+    run 2 "kvmloop.script=hammer" -device testdev -stats
+    finish
+    [ $st -eq 0 ] || bad "status $st, expected 0"
+    grep -q "hammer: 2 cpus x 100000 writes done" "$tmp/console" ||
+        bad "hammer did not finish: $(grep hammer "$tmp/console")"
+    # Every write is one access; the program reads the counter once at the end.
+    acc=$(awk '$1 == "testdev.pio" { print $2 }' "$tmp/err")
+    [ "$acc" = 200001 ] || bad "testdev.pio saw $acc accesses, expected 200001"
+    grep -q "hammer: counter 200000" "$tmp/console" || bad "guest read a wrong count"
+    ;;
+*)
+    echo "unknown case $CASE" >&2
+    exit 2
+    ;;
+esac
+[ $fail -eq 0 ] && echo "PASS: $CASE"
+exit $((fail > 0))
