@@ -81,6 +81,17 @@ expect_error device-overlap "overlaps" -kernel "$K" -device testdev -device test
 expect_error device-internal "part of the machine" -kernel "$K" -device fw_cfg
 expect_error serial-bad "unknown -serial backend" -kernel "$K" -serial tcp:1
 expect_error serial-file "cannot open" -kernel "$K" -serial file:/nonexistent/dir/out
+expect_error object-type "unknown object type 'memory-backend-ram'" -kernel "$K" \
+    -object memory-backend-ram,id=m0
+expect_error object-no-id "an iothread needs id=NAME" -kernel "$K" -object iothread
+expect_error object-loop "unknown loop 'epoll'" -kernel "$K" -object iothread,id=io0,loop=epoll
+expect_error object-prop "has no property 'poll-max-ns'" -kernel "$K" \
+    -object iothread,id=io0,poll-max-ns=0
+expect_error object-kv "expected key=value, got 'io0'" -kernel "$K" -object iothread,io0
+expect_error object-twice "property 'id' given twice" -kernel "$K" -object iothread,id=a,id=b
+expect_error object-dup "id 'io0' is already in use" -kernel "$K" -object iothread,id=io0 \
+    -object iothread,id=io0,loop=libevent
+expect_error object-bad-id "iothread id '0io' is invalid" -kernel "$K" -object iothread,id=0io
 KVMLOOP_KVM_DEVICE=/nonexistent expect_error kvm-missing "cannot open /nonexistent" -kernel "$K"
 
 expect_status debug-exit 7 -kernel "$K" -append exit=3 -device "$DX"
@@ -93,6 +104,9 @@ expect_status triple-fault 2 -kernel "$GUEST/triple-fault.elf" -device "$DX"
 grep -q "triple fault" "$tmp/err" && grep -q "RIP=" "$tmp/err" && ok || bad "triple fault report"
 expect_status smp-hello 1 -kernel "$GUEST/smp-hello.elf" -smp 4 -device "$DX"
 [ "$(grep -c 'hello from vCPU' "$tmp/out")" -eq 4 ] && ok || bad "4 vCPUs greeted"
+
+expect_status iothread-idle 1 -kernel "$K" -device "$DX" -object iothread,id=io0 \
+    -object iothread,id=io1,loop=libevent
 
 # SIGTERM stops a running guest cleanly, as in QEMU.
 "$KVMLOOP" -kernel "$GUEST/spin.elf" -smp 2 >"$tmp/out" 2>"$tmp/err" </dev/null &
