@@ -6,12 +6,19 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <glib.h>
+#include "kvmloop/event_loop.h"
 #include "kvmloop/x86_cpu.h"
 
 #define KVMLOOP_MAX_CPUS   255
 #define KVMLOOP_MAX_SERIAL 4
 #define KVMLOOP_MIN_RAM    (2ULL << 20)
 #define KVMLOOP_MAX_RAM    (1ULL << 40)
+
+/* One -object iothread,id=NAME[,loop=glib|libevent]. */
+typedef struct IOThreadConfig {
+    char *id;
+    EventLoopBackend backend; /* default glib */
+} IOThreadConfig;
 
 typedef struct VmConfig {
     char *machine;    /* "pc" */
@@ -27,7 +34,8 @@ typedef struct VmConfig {
     char *append;
     char *serial[KVMLOOP_MAX_SERIAL];
     int nserial;
-    GPtrArray *devices; /* char *: -device specs */
+    GPtrArray *devices;   /* char *: -device specs */
+    GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
     bool no_reboot;
     bool nographic;
     bool stats;

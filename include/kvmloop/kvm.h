@@ -122,4 +122,21 @@ void kvm_vcpu_dump_state(KvmVcpu *v, FILE *f);
 int kvm_vcpu_index(const KvmVcpu *v);
 uint32_t kvm_vcpu_apic_id(const KvmVcpu *v);
 
+/* KVM_IOEVENTFD: a guest write of exactly @size bytes (1, 2, 4 or 8) at @addr,
+ * in port space if @pio else in memory space, increments eventfd @fd inside
+ * KVM and the vCPU goes on without an exit to userspace. With @datamatch only
+ * a write of the value @data (which must fit in @size bytes) does; other
+ * writes exit as usual. @assign false removes the identical binding. Returns
+ * false with a one-line error naming the ioctl, the address and the errno
+ * (EEXIST for a binding that exists, ENOENT for removing one that does not)
+ * or the missing capability. Any thread. */
+bool kvm_ioeventfd(KvmState *s, bool pio, gpa_t addr, unsigned size, bool datamatch, uint64_t data,
+                   int fd, bool assign, GError **errp);
+/* KVM_IRQFD: each write to eventfd @fd pulses GSI @gsi of the in-kernel
+ * irqchip (raised, then lowered: edge semantics; level-triggered sources
+ * would need KVM_IRQFD_FLAG_RESAMPLE, which kvmloop does not use). @assign
+ * false removes the binding. Needs kvm_create_irqchip(). Returns false with
+ * a one-line error as kvm_ioeventfd(). Any thread. */
+bool kvm_irqfd(KvmState *s, int gsi, int fd, bool assign, GError **errp);
+
 #endif

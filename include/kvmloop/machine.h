@@ -50,3 +50,8 @@ int machine_cpu_count(Machine *m);
 unsigned machine_reset_count(Machine *m);
 /* Print the statistics of -stats. Main thread, after the vCPUs stopped. */
 void machine_print_stats(Machine *m, FILE *f);
+/* The machine's KVM VM, for the glue that implements device services
+ * (ioeventfd, irqfd) with accelerator calls. Set before any device is
+ * realized. Any thread. */
+typedef struct KvmState KvmState;
+KvmState *machine_kvm(Machine *m);

@@ -86,6 +86,8 @@ static const OptDef options[] = {
     {"serial", OPT_ARG, "stdio|file:PATH|null|none",
      "backend of the next serial port (default stdio)"},
     {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
+    {"object", OPT_ARG, "iothread,id=NAME[,loop=L]",
+     "start an iothread running its own event loop (L: glib or libevent)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
     {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
@@ -129,6 +131,76 @@ static const OptDef *find_option(const char *arg)
         }
     }
     return NULL;
+}
+
+static void iothread_config_free(gpointer p)
+{
+    IOThreadConfig *io = p;
+    g_free(io->id);
+    g_free(io);
+}
+
+/* -object iothread,id=NAME[,loop=glib|libevent]: the only object type. The
+ * id's syntax is checked when the iothread is created. */
+static bool parse_object(VmConfig *cfg, const char *val, GError **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(val, ",", -1);
+    const char *type = g_str_has_prefix(parts[0], "qom-type=") ? parts[0] + 9 : parts[0];
+    const char *id = NULL, *loop = NULL;
+    EventLoopBackend backend = EVENT_LOOP_GLIB;
+
+    if (strcmp(type, "iothread") != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-object: unknown object type '%s' (kvmloop has 'iothread')", type);
+        return false;
+    }
+    for (int i = 1; parts[i]; i++) {
+        char *eq = strchr(parts[i], '=');
+        if (!eq) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-object %s: expected key=value, got '%s'", val, parts[i]);
+            return false;
+        }
+        *eq = '\0';
+        const char **slot = !strcmp(parts[i], "id")     ? &id
+                            : !strcmp(parts[i], "loop") ? &loop
+                                                        : NULL;
+        if (!slot) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-object %s: an iothread has no property '%s' (it takes id, loop)", val,
+                        parts[i]);
+            return false;
+        }
+        if (*slot) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-object %s: property '%s' given twice", val, parts[i]);
+            return false;
+        }
+        *slot = eq + 1;
+    }
+    if (!id || !*id) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-object %s: an iothread needs id=NAME", val);
+        return false;
+    }
+    if (loop && !event_loop_backend_parse(loop, &backend)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-object %s: unknown loop '%s' (expected glib or libevent)", val, loop);
+        return false;
+    }
+    for (guint i = 0; i < cfg->iothreads->len; i++) {
+        IOThreadConfig *other = cfg->iothreads->pdata[i];
+        if (!strcmp(other->id, id)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-object %s: id '%s' is already in use", val, id);
+            return false;
+        }
+    }
+    IOThreadConfig *io = g_new0(IOThreadConfig, 1);
+    io->id = g_strdup(id);
+    io->backend = backend;
+    g_ptr_array_add(cfg->iothreads, io);
+    return true;
 }
 
 static bool apply_option(VmConfig *cfg, const char *name, const char *val, GError **errp)
@@ -202,6 +274,8 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         cfg->serial[cfg->nserial++] = g_strdup(val);
     } else if (!strcmp(name, "device")) {
         g_ptr_array_add(cfg->devices, g_strdup(val));
+    } else if (!strcmp(name, "object")) {
+        return parse_object(cfg, val, errp);
     } else if (!strcmp(name, "nographic")) {
         cfg->nographic = true;
     } else if (!strcmp(name, "no-reboot")) {
@@ -230,6 +304,7 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->emulation_assists = -1;
     cfg->ram_size = 128ULL << 20;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
+    cfg->iothreads = g_ptr_array_new_with_free_func(iothread_config_free);
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -280,6 +355,9 @@ void vm_config_clear(VmConfig *cfg)
     }
     if (cfg->devices) {
         g_ptr_array_free(cfg->devices, true);
+    }
+    if (cfg->iothreads) {
+        g_ptr_array_free(cfg->iothreads, true);
     }
     memset(cfg, 0, sizeof(*cfg));
 }

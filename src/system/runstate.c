@@ -10,6 +10,7 @@
 #include "kvmloop/config.h"
 #include "kvmloop/cpus.h"
 #include "kvmloop/event_loop.h"
+#include "kvmloop/iothread.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/rcu.h"
 
@@ -45,6 +46,45 @@ static void termination_signal(void *opaque, int fd, unsigned revents)
     }
 }
 
+/* Create and start the iothreads of -object iothread, into @out. Before the
+ * machine: devices bind to them while they are realized. */
+static bool iothreads_start(const VmConfig *cfg, GPtrArray *out, GError **errp)
+{
+    for (guint i = 0; cfg->iothreads && i < cfg->iothreads->len; i++) {
+        const IOThreadConfig *io = cfg->iothreads->pdata[i];
+        IOThread *t = iothread_new(io->id, io->backend, errp);
+        if (!t) {
+            return false;
+        }
+        g_ptr_array_add(out, t);
+        if (!iothread_start(t, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Stop every iothread first, then wait for each, so that they wind down
+ * together. */
+static void iothreads_stop(GPtrArray *iothreads)
+{
+    for (guint i = 0; i < iothreads->len; i++) {
+        iothread_stop(iothreads->pdata[i]);
+    }
+    for (guint i = 0; i < iothreads->len; i++) {
+        iothread_join(iothreads->pdata[i]);
+    }
+}
+
+static void iothreads_free(GPtrArray *iothreads)
+{
+    iothreads_stop(iothreads);
+    for (guint i = iothreads->len; i > 0; i--) {
+        iothread_free(iothreads->pdata[i - 1]);
+    }
+    g_ptr_array_free(iothreads, true);
+}
+
 int vm_run(const VmConfig *cfg)
 {
     return vm_run_hooked(cfg, NULL);
@@ -72,11 +112,15 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
         goto out_rcu;
     }
     bql_lock();
-    Machine *m = machine_new(cfg, loop, &err);
+    GPtrArray *iothreads = g_ptr_array_new();
+    Machine *m = NULL;
+    if (iothreads_start(cfg, iothreads, &err)) {
+        m = machine_new(cfg, loop, &err);
+    }
     if (!m) {
         bql_unlock();
         fprintf(stderr, "kvmloop: %s\n", err->message);
-        goto out_loop;
+        goto out_iothreads;
     }
     SignalWatch sw = {.machine = m, .fd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK)};
     EventWatch *sigwatch = NULL;
@@ -98,6 +142,9 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
         status = 1;
     }
     pause_all_vcpus();
+    /* After the vCPUs (no guest write can ring a doorbell any more), before
+     * the devices whose handlers the iothreads run. */
+    iothreads_stop(iothreads);
     if (cfg->stats) {
         machine_print_stats(m, stderr);
     }
@@ -112,7 +159,8 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     if (sw.fd >= 0) {
         close(sw.fd);
     }
-out_loop:
+out_iothreads:
+    iothreads_free(iothreads);
     event_loop_free(loop);
 out_rcu:
     rcu_thread_offline();

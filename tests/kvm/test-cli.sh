@@ -100,6 +100,31 @@ expect_error device-overlap "overlaps" -kernel "$K" -device testdev -device test
 expect_error device-internal "part of the machine" -kernel "$K" -device fw_cfg
 expect_error serial-bad "unknown -serial backend" -kernel "$K" -serial tcp:1
 expect_error serial-file "cannot open" -kernel "$K" -serial file:/nonexistent/dir/out
+expect_error object-type "unknown object type 'memory-backend-ram'" -kernel "$K" \
+    -object memory-backend-ram,id=m0
+expect_error object-no-id "an iothread needs id=NAME" -kernel "$K" -object iothread
+expect_error object-loop "unknown loop 'epoll'" -kernel "$K" -object iothread,id=io0,loop=epoll
+expect_error object-prop "has no property 'poll-max-ns'" -kernel "$K" \
+    -object iothread,id=io0,poll-max-ns=0
+expect_error object-kv "expected key=value, got 'io0'" -kernel "$K" -object iothread,io0
+expect_error object-twice "property 'id' given twice" -kernel "$K" -object iothread,id=a,id=b
+expect_error object-dup "id 'io0' is already in use" -kernel "$K" -object iothread,id=io0 \
+    -object iothread,id=io0,loop=libevent
+expect_error object-bad-id "iothread id '0io' is invalid" -kernel "$K" -object iothread,id=0io
+expect_error testdev-iothread "there is no iothread 'io1'" -kernel "$K" -object iothread,id=io0 \
+    -device testdev,ioeventfd=on,iothread=io1
+expect_error testdev-iothread-off "iothread needs ioeventfd=on" -kernel "$K" \
+    -object iothread,id=io0 -device testdev,iothread=io0
+expect_error testdev-data-off "doorbell-data needs ioeventfd=on" -kernel "$K" \
+    -device testdev,doorbell-data=1
+expect_error testdev-data-wide "doorbell-data must fit" -kernel "$K" \
+    -device testdev,ioeventfd=on,doorbell-data=0x100000000
+expect_error testdev-ioeventfd "property 'ioeventfd' needs on or off" -kernel "$K" \
+    -device testdev,ioeventfd=maybe
+expect_error testdev-irq "irq must be an ISA IRQ from 0 to 15" -kernel "$K" \
+    -device testdev,ioeventfd=on,irq=16
+expect_error testdev-doorbell-overlap "overlaps" -kernel "$K" -device testdev,ioeventfd=on \
+    -device testdev,id=t2,iobase=0x710,mmio=0xfe100000
 KVMLOOP_KVM_DEVICE=/nonexistent expect_error kvm-missing "cannot open /nonexistent" -kernel "$K"
 
 expect_status debug-exit 7 -kernel "$K" -append exit=3 -device "$DX"
@@ -118,6 +143,19 @@ expect_status smp-topology 1 -kernel "$GUEST/smp-hello.elf" -smp 6,sockets=2,cor
 [ "$(grep -c 'hello from vCPU' "$tmp/out")" -eq 6 ] && grep -q "vCPU 6 of 6" "$tmp/out" \
     && ! grep -q "vCPU 3 of" "$tmp/out" && ok || bad "APIC IDs of 2 sockets x 3 cores"
 expect_status cpu-base 1 -kernel "$GUEST/smp-hello.elf" -smp 2 -cpu base,-sse3 -device "$DX"
+
+# Doorbells served by an iothread: the guest's counts are exact and no
+# matched write shows up as an access to the doorbell regions.
+expect_status doorbell-iothread 1 -kernel "$GUEST/doorbell.elf" -smp 2 -device "$DX" \
+    -object iothread,id=io0,loop=libevent -device testdev,ioeventfd=on,iothread=io0 \
+    -append n=300 -stats
+grep -q "doorbell: done" "$tmp/out" && grep -Eq "testdev\.doorbell-pio +0 " "$tmp/err" \
+    && grep -Eq "testdev\.doorbell-mmio +0 " "$tmp/err" && ok || bad "doorbell through io0"
+expect_status doorbell-exit 1 -kernel "$GUEST/doorbell.elf" -device "$DX" -device testdev \
+    -append n=300 -stats
+grep -Eq "testdev\.doorbell-pio +300 " "$tmp/err" && ok || bad "doorbell through exits"
+expect_status iothread-idle 1 -kernel "$K" -device "$DX" -object iothread,id=io0 \
+    -object iothread,id=io1,loop=libevent
 
 # SIGTERM stops a running guest cleanly, as in QEMU.
 "$KVMLOOP" -kernel "$GUEST/spin.elf" -smp 2 >"$tmp/out" 2>"$tmp/err" </dev/null &

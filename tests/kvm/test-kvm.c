@@ -15,13 +15,16 @@
 #include "kvmloop/cpus.h"
 #include "kvmloop/device.h"
 #include "kvmloop/event_loop.h"
+#include "kvmloop/eventfd.h"
+#include "kvmloop/iothread.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/memory.h"
 #include "kvmloop/testdev.h"
 
 #define MAX_CPUS 8
 
-typedef struct RunResult {
+typedef struct RunResult RunResult;
+struct RunResult {
     int status;
     char *serial;
     uint64_t counter[2];
@@ -29,12 +32,18 @@ typedef struct RunResult {
     CpuStats cpu[MAX_CPUS];
     int ncpus;
     AddressSpaceStats io, mem;
+    TestDevDoorbellStats bell[2]; /* PIO, MMIO */
+    uint64_t bell_accesses[2];    /* exits that reached the doorbell regions */
+    pid_t iothread_tid;           /* of "io0" once the vCPUs started, if it exists */
+    bool iothread_stopped;        /* "io0" was stopped before the devices went */
+    /* Optional checks on the main thread once the vCPUs started, BQL held. */
+    void (*on_start)(struct RunResult *r);
     /* Optional work while the VM runs: a thread started by the started hook. */
     void *(*driver)(void *arg);
     void *driver_arg;
     pthread_t driver_thread;
     Machine *machine;
-} RunResult;
+};
 
 static const char *guest_dir;
 
@@ -47,8 +56,22 @@ static void on_started(Machine *m, EventLoop *loop, void *opaque)
 {
     RunResult *r = opaque;
     r->machine = m;
+    IOThread *io = iothread_find("io0");
+    if (io) {
+        r->iothread_tid = iothread_thread_id(io);
+    }
+    if (r->on_start) {
+        r->on_start(r);
+    }
     if (r->driver) {
         g_assert_cmpint(pthread_create(&r->driver_thread, NULL, r->driver, r), ==, 0);
+    }
+}
+
+static void count_bell_accesses(MemoryRegion *mr, void *opaque)
+{
+    if (g_str_has_prefix(mr->name, "testdev.doorbell-")) {
+        *(uint64_t *)opaque += __atomic_load_n(&mr->accesses, __ATOMIC_RELAXED);
     }
 }
 
@@ -71,7 +94,13 @@ static void on_stopped(Machine *m, int status, void *opaque)
         r->counter[0] = testdev_counter(td, false);
         r->counter[1] = testdev_counter(td, true);
         r->overlaps = testdev_overlaps(td);
+        r->bell[0] = testdev_doorbell_stats(td, false);
+        r->bell[1] = testdev_doorbell_stats(td, true);
+        address_space_foreach(machine_pio(m), count_bell_accesses, &r->bell_accesses[0]);
+        address_space_foreach(machine_mmio(m), count_bell_accesses, &r->bell_accesses[1]);
     }
+    IOThread *io = iothread_find("io0");
+    r->iothread_stopped = io && !iothread_running(io) && iothread_thread_id(io) == 0;
     r->ncpus = MIN(machine_cpu_count(m), MAX_CPUS);
     for (int i = 0; i < r->ncpus; i++) {
         r->cpu[i] = cpu_stats(cpu_by_index(i));
@@ -318,6 +347,172 @@ static void test_shutdown_race(void)
     }
 }
 
+/* Doorbells: the same guest on each serving path, 2 vCPUs. */
+typedef struct DoorbellCase {
+    const char *device;
+    const char *object; /* -object, or NULL */
+    const char *append;
+    uint64_t rings; /* per doorbell, through the ioeventfd */
+    uint64_t exits; /* per doorbell, through vCPU exits */
+    bool iothread;  /* served by iothread io0, without the BQL */
+    bool irq;       /* the guest waits for the doorbell interrupt */
+} DoorbellCase;
+
+static void test_doorbell(gconstpointer data)
+{
+    const DoorbellCase *c = data;
+    g_autofree char *k = payload("doorbell");
+    const char *args[] = {"-kernel", k,         "-smp",    "2",       "-device", c->device,
+                          "-append", c->append, "-object", c->object, NULL};
+    if (!c->object) {
+        args[8] = NULL;
+    }
+    RunResult r = {0};
+    run_vm(&r, args);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_nonnull(strstr(r.serial, c->irq ? "doorbell: irq ok" : "doorbell: done"));
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpuint(r.bell[i].eventfd, ==, c->rings);
+        g_assert_cmpuint(r.bell[i].exits, ==, c->exits);
+        /* Matched writes never reach the region: it sees only the others. */
+        g_assert_cmpuint(r.bell_accesses[i], ==, c->exits);
+        if (c->rings) {
+            g_assert_cmpuint(r.bell[i].batches, >=, 1);
+            g_assert_cmpuint(r.bell[i].batches, <=, c->rings);
+            g_assert_cmpuint(r.bell[i].batches_bql, ==, c->iothread ? 0 : r.bell[i].batches);
+        } else {
+            g_assert_cmpuint(r.bell[i].batches, ==, 0);
+        }
+    }
+    g_assert_cmpuint(r.bell[0].irqs, ==, 0);
+    g_assert_cmpuint(r.bell[1].irqs, ==, c->irq ? 1 : 0);
+    /* The vCPUs' exits to userspace: the unmatched doorbell writes, plus the
+     * serial output, fw_cfg and the count polls (a few hundred at most). */
+    uint64_t exits = total_exits(&r, VCPU_EXIT_IO) + total_exits(&r, VCPU_EXIT_MMIO);
+    g_assert_cmpuint(exits, >=, 2 * c->exits);
+    g_assert_cmpuint(exits, <, 2 * c->exits + 500);
+    if (c->iothread) {
+        g_assert_cmpint(r.iothread_tid, >, 0);
+        g_assert_true(r.iothread_stopped);
+    }
+    result_clear(&r);
+}
+
+#define IOTHREAD_DEV "testdev,ioeventfd=on,iothread=io0"
+
+static const struct {
+    const char *path;
+    DoorbellCase c;
+} doorbell_cases[] = {
+    {"/kvm/doorbell/exit", {.device = "testdev", .append = "n=500", .exits = 1000}},
+    {"/kvm/doorbell/main-loop",
+     {.device = "testdev,ioeventfd=on", .append = "n=500", .rings = 1000}},
+    {"/kvm/doorbell/iothread-glib",
+     {.device = IOTHREAD_DEV,
+      .object = "iothread,id=io0,loop=glib",
+      .append = "n=500",
+      .rings = 1000,
+      .iothread = true}},
+    {"/kvm/doorbell/iothread-libevent",
+     {.device = IOTHREAD_DEV,
+      .object = "iothread,id=io0,loop=libevent",
+      .append = "n=500",
+      .rings = 1000,
+      .iothread = true}},
+    {"/kvm/doorbell/datamatch",
+     {.device = IOTHREAD_DEV ",doorbell-data=7",
+      .object = "iothread,id=io0",
+      .append = "n=400 miss=100 data=7",
+      .rings = 800,
+      .exits = 200,
+      .iothread = true}},
+    {"/kvm/irqfd/irq-line",
+     {.device = "testdev", .append = "n=500 irq=1", .exits = 1000, .irq = true}},
+    {"/kvm/irqfd/main-loop",
+     {.device = "testdev,ioeventfd=on", .append = "n=500 irq=1", .rings = 1000, .irq = true}},
+    {"/kvm/irqfd/iothread-glib",
+     {.device = IOTHREAD_DEV,
+      .object = "iothread,id=io0,loop=glib",
+      .append = "n=500 irq=1",
+      .rings = 1000,
+      .iothread = true,
+      .irq = true}},
+    {"/kvm/irqfd/iothread-libevent",
+     {.device = IOTHREAD_DEV ",irq=9",
+      .object = "iothread,id=io0,loop=libevent",
+      .append = "n=500 irq=1 line=9",
+      .rings = 1000,
+      .iothread = true,
+      .irq = true}},
+};
+
+/* Bad bindings are refused with a one-line reason; good ones come and go. */
+static void check_eventfd_errors(RunResult *r)
+{
+    static const struct {
+        bool pio;
+        gpa_t addr;
+        unsigned size;
+        bool datamatch;
+        uint64_t data;
+        const char *msg;
+    } bad[] = {
+        {true, 0x710, 4, false, 0, "File exists"}, /* testdev's own doorbell */
+        {false, 0xfe001000, 4, false, 0, "File exists"},
+        {true, 0x708, 3, false, 0, "size 3 is not 1, 2, 4 or 8"},
+        {true, 0x708, 1, true, 0x100, "does not fit in a 1-byte write"},
+        {true, 0x6f0, 4, false, 0, "no region holds it"},
+        {true, 0x70e, 4, false, 0, "no region holds it"}, /* past the end of testdev.pio */
+        {false, 0xd0000000, 8, false, 0, "no region holds it"},
+    };
+    Machine *m = r->machine;
+    EventNotifier e;
+
+    g_assert_cmpint(event_notifier_init(&e, false), ==, 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        AddressSpace *as = bad[i].pio ? machine_pio(m) : machine_mmio(m);
+        g_assert_false(machine_add_ioeventfd(m, as, bad[i].addr, bad[i].size, bad[i].datamatch,
+                                             bad[i].data, &e, &err));
+        g_assert_nonnull(err);
+        g_assert_null(strchr(err->message, '\n'));
+        if (!strstr(err->message, bad[i].msg)) {
+            g_error("case %zu: '%s' does not say '%s'", i, err->message, bad[i].msg);
+        }
+    }
+    g_autoptr(GError) err = NULL;
+    g_assert_true(machine_add_ioeventfd(m, machine_pio(m), 0x708, 4, true, 5, &e, &err));
+    /* Another value at the same place is another binding. */
+    g_assert_true(machine_add_ioeventfd(m, machine_pio(m), 0x708, 4, true, 6, &e, &err));
+    g_assert_false(machine_add_ioeventfd(m, machine_pio(m), 0x708, 4, true, 6, &e, &err));
+    g_assert_nonnull(strstr(err->message, "File exists"));
+    g_clear_error(&err);
+    machine_del_ioeventfd(m, machine_pio(m), 0x708, 4, true, 5, &e);
+    machine_del_ioeventfd(m, machine_pio(m), 0x708, 4, true, 6, &e);
+    g_assert_true(machine_add_ioeventfd(m, machine_pio(m), 0x708, 4, true, 5, &e, &err));
+    machine_del_ioeventfd(m, machine_pio(m), 0x708, 4, true, 5, &e);
+
+    g_assert_false(machine_add_irqfd(m, 16, &e, &err));
+    g_assert_nonnull(strstr(err->message, "ISA IRQ 16 is not 0 to 15"));
+    g_clear_error(&err);
+    g_assert_false(machine_add_irqfd(m, -1, &e, &err));
+    g_clear_error(&err);
+    g_assert_true(machine_add_irqfd(m, 10, &e, &err));
+    machine_del_irqfd(m, 10, &e);
+    g_assert_no_error(err);
+    event_notifier_cleanup(&e);
+    machine_request_exit(m, 100);
+}
+
+static void test_eventfd_errors(void)
+{
+    g_autofree char *k = payload("spin");
+    RunResult r = {.on_start = check_eventfd_errors};
+    run_vm(&r, (const char *[]){"-kernel", k, "-device", "testdev,ioeventfd=on", NULL});
+    g_assert_cmpint(r.status, ==, 100);
+    result_clear(&r);
+}
+
 static void require_kvm(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -359,5 +554,10 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm/run-on-cpu", test_run_on_cpu);
     g_test_add_func("/kvm/pause-resume", test_pause_resume);
     g_test_add_func("/kvm/shutdown-race", test_shutdown_race);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(doorbell_cases); i++) {
+        g_test_add_data_func(doorbell_cases[i].path, &doorbell_cases[i].c, test_doorbell);
+    }
+    g_test_add_func("/kvm/eventfd-errors", test_eventfd_errors);
     return g_test_run();
 }

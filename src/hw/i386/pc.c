@@ -79,6 +79,11 @@ int machine_cpu_count(Machine *m)
     return m->ncpus;
 }
 
+KvmState *machine_kvm(Machine *m)
+{
+    return m->kvm;
+}
+
 static void pc_irq_set(void *opaque, int n, int level)
 {
     Machine *m = opaque;
