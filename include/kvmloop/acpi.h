@@ -136,9 +136,9 @@ typedef struct AcpiConfig {
     uint8_t ioapic_id;               /* 0 */
     uint32_t ioapic_addr;            /* 0xFEC00000 */
     uint32_t ioapic_gsi_base;        /* 0 */
-    uint16_t pm_iobase;              /* the PM block (ACPI_PM_IOSIZE ports) */
+    uint16_t pm_iobase;              /* the acpi-pm device's iobase */
     uint8_t sci_irq;                 /* ISA IRQ 1-15 but 2, level-triggered active-high */
-    uint16_t reset_port;             /* RESET_REG in I/O space */
+    uint16_t reset_port;             /* RESET_REG: pm_iobase + ACPI_RESET_OFFSET */
     uint8_t reset_value;             /* RESET_VALUE */
     uint8_t s5_slp_typ;              /* 0-7, in \_S5 */
     acpi_aml_fn sb_fill;             /* may be NULL: \_SB stays empty */
@@ -220,8 +220,9 @@ void acpi_pm_block_set_timer(AcpiPmBlock *b, uint32_t value);
  * machine_request_reset(m). Part of the machine, not for -device. */
 extern const struct DeviceClass acpi_pm_device_class;
 
-/* Press the power button of @pm, an acpi-pm device (anything else is
- * ignored with a warning). Any thread with the BQL held. */
+/* Press the power button of @pm, an acpi-pm device (NULL or another device
+ * is ignored with a warning): PWRBTN_STS is set and, once the guest has set
+ * PWRBTN_EN, the SCI rises. Any thread with the BQL held. */
 void acpi_pm_power_button(Device *pm);
 
 #endif

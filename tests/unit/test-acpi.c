@@ -1309,6 +1309,11 @@ static void test_pm_device_class(void)
         listed |= *p == c;
     }
     g_assert_true(listed);
+
+    /* The monitor may ask a machine that has no PM device. */
+    g_test_expect_message(NULL, G_LOG_LEVEL_WARNING, "*no acpi-pm device*");
+    acpi_pm_power_button(NULL);
+    g_test_assert_expected_messages();
 }
 
 int main(int argc, char **argv)

@@ -429,6 +429,10 @@ static void acpi_pm_unrealize(Device *dev)
 
 void acpi_pm_power_button(Device *pm)
 {
+    if (!pm) {
+        g_warning("the machine has no acpi-pm device; no power button pressed");
+        return;
+    }
     if (pm->cls != &acpi_pm_device_class) {
         g_warning("%s is not an acpi-pm device; no power button pressed", pm->id);
         return;
