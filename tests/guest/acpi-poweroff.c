@@ -4,9 +4,10 @@
  * Scans 0xE0000-0xFFFFF on 16-byte boundaries for the RSDP (retrying for a
  * few seconds, so a host may publish the tables after the start), follows the
  * XSDT (or the RSDT) to the FADT and the MADT, checks every checksum, reads
- * the S5 sleep type from \_S5 in the DSDT, checks that the PM timer counts,
- * then writes SLP_TYP | SLP_EN to PM1a_CNT. Prints what it finds, one
- * "acpi-poweroff: ..." line per table.
+ * the S5 sleep type from \_S5 in the DSDT, checks that SCI_EN is set
+ * (enabling ACPI mode through SMI_CMD if the firmware has one) and that the
+ * PM timer counts, then writes SLP_TYP | SLP_EN to PM1a_CNT. Prints what it
+ * finds, one "acpi-poweroff: ..." line per table.
  *
  * With "button=1" it first waits for the power button instead: it enables
  * PWRBTN_EN, routes the SCI (IOAPIC pin SCI_INT, level-triggered, active
@@ -19,7 +20,7 @@
  *   2  root table (XSDT/RSDT) missing or bad
  *   3  no FADT, or a bad one
  *   4  DSDT bad, or no \_S5 package in it
- *   5  not in ACPI mode (SCI_EN clear, or SMI_CMD set)
+ *   5  SCI_EN stays clear (not in ACPI mode, and SMI_CMD cannot enable it)
  *   6  the PM timer does not count
  *   7  no MADT, a bad one, or its CPU count differs from the machine's
  *   8  still running after the S5 write
@@ -39,10 +40,12 @@
 #define FADT_DSDT          40
 #define FADT_SCI_INT       46
 #define FADT_SMI_CMD       48
+#define FADT_ACPI_ENABLE   52
 #define FADT_PM1A_EVT_BLK  56
 #define FADT_PM1A_CNT_BLK  64
 #define FADT_PM_TMR_BLK    76
 #define FADT_X_DSDT        140
+#define FADT_V1_LEN        116 /* ACPI 1.0: no X_ fields */
 
 #define PM1_STS_PWRBTN (1u << 8)
 #define PM1_EN_PWRBTN  (1u << 8)
@@ -306,7 +309,8 @@ int main(const char *cmdline)
     }
 
     uint32_t fadt = find_table(root, xsdt, "FACP");
-    if (!table_ok(fadt, "FACP") || rd_le(fadt + 4, 4) < FADT_X_DSDT + 8) {
+    uint32_t fadt_len = table_ok(fadt, "FACP") ? rd_le(fadt + 4, 4) : 0;
+    if (fadt_len < FADT_V1_LEN) {
         serial_puts("acpi-poweroff: no valid FADT\n");
         return 3;
     }
@@ -317,7 +321,7 @@ int main(const char *cmdline)
     serial_printf("acpi-poweroff: FACP at 0x%x: PM1a_EVT 0x%x PM1a_CNT 0x%x PM_TMR 0x%x SCI %u\n",
                   fadt, pm1a_evt, pm1a_cnt, pm_tmr, sci);
 
-    uint32_t dsdt = rd_le(fadt + FADT_X_DSDT, 4);
+    uint32_t dsdt = fadt_len >= FADT_X_DSDT + 8 ? rd_le(fadt + FADT_X_DSDT, 4) : 0;
     if (!dsdt) {
         dsdt = rd_le(fadt + FADT_DSDT, 4);
     }
@@ -328,7 +332,15 @@ int main(const char *cmdline)
     }
     serial_printf("acpi-poweroff: DSDT at 0x%x: \\_S5 SLP_TYP %d\n", dsdt, slp_typ);
 
-    if (rd_le(fadt + FADT_SMI_CMD, 4) != 0 || !(inw(pm1a_cnt) & PM1_CNT_SCI_EN)) {
+    /* Firmware that starts in legacy mode (QEMU's SeaBIOS) switches to ACPI
+     * mode when ACPI_ENABLE is written to SMI_CMD (ACPI 6.3, 4.8.2.1.1). */
+    uint16_t smi_cmd = (uint16_t)rd_le(fadt + FADT_SMI_CMD, 4);
+    if (!(inw(pm1a_cnt) & PM1_CNT_SCI_EN) && smi_cmd) {
+        serial_printf("acpi-poweroff: enabling ACPI mode through SMI_CMD 0x%x\n", smi_cmd);
+        outb(smi_cmd, rd8(fadt + FADT_ACPI_ENABLE));
+        tsc_delay(1 << 24);
+    }
+    if (!(inw(pm1a_cnt) & PM1_CNT_SCI_EN)) {
         serial_puts("acpi-poweroff: not in ACPI mode\n");
         return 5;
     }
