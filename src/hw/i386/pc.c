@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "kvmloop/acpi.h"
 #include "kvmloop/bql.h"
 #include "kvmloop/error.h"
 #include "kvmloop/chardev.h"
@@ -242,6 +243,10 @@ static bool pc_init_devices(Machine *m, GError **errp)
             return false;
         }
     }
+    /* The ACPI power-management block: S5 poweroff, reset register, power button. */
+    if (!pc_add_device(m, "acpi-pm", errp, NULL)) {
+        return false;
+    }
     g_autofree char *cpus = g_strdup_printf("%d", cfg->smp);
     g_autofree char *ram = g_strdup_printf("%" G_GUINT64_FORMAT, m->ram_size);
     if (!pc_add_device(m, "fw_cfg", errp, "cpus", cpus, "ram", ram, NULL)) {
@@ -264,6 +269,30 @@ static bool pc_init_devices(Machine *m, GError **errp)
     return true;
 }
 
+/* ACPI tables in the BIOS area, where a guest that is not told finds the
+ * RSDP by scanning; their MADT has the APIC IDs of the -smp topology. */
+static bool pc_build_acpi(Machine *m, GError **errp)
+{
+    AcpiConfig acfg;
+    acpi_config_init_pc(&acfg, (unsigned)m->ncpus);
+    for (int i = 0; i < m->ncpus; i++) {
+        acfg.apic_id[i] = kvm_vcpu_apic_id(m->vcpus[i]);
+    }
+    g_autoptr(GByteArray) blob = acpi_build_tables(&acfg, BOOT_BIOS_ADDR, errp);
+    if (!blob) {
+        return false;
+    }
+    uint8_t *dst = guest_mem_ptr(&m->mem, BOOT_BIOS_ADDR, 0x100000 - BOOT_BIOS_ADDR);
+    if (!dst || blob->len > 0x100000 - BOOT_BIOS_ADDR) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                    "the ACPI tables (%u bytes) do not fit in the BIOS area", blob->len);
+        return false;
+    }
+    memset(dst, 0, 0x100000 - BOOT_BIOS_ADDR);
+    memcpy(dst, blob->data, blob->len);
+    return true;
+}
+
 /* Load the kernel with its protocol and point the boot CPU at it; the
  * others wait for INIT/SIPI in the in-kernel LAPIC. At start and on reset. */
 static bool pc_boot(Machine *m, GError **errp)
@@ -271,6 +300,9 @@ static bool pc_boot(Machine *m, GError **errp)
     const VmConfig *cfg = m->cfg;
     KvmVcpu *bsp = m->vcpus[0];
 
+    if (!pc_build_acpi(m, errp)) {
+        return false;
+    }
     if (m->boot_protocol == BOOT_PROTOCOL_MULTIBOOT) {
         g_auto(GStrv) mods = cfg->initrd ? g_strsplit(cfg->initrd, ",", -1) : g_new0(char *, 1);
         MultibootBoot boot;
@@ -282,7 +314,7 @@ static bool pc_boot(Machine *m, GError **errp)
         .kernel = cfg->kernel,
         .initrd = cfg->initrd,
         .cmdline = cfg->append,
-        .rsdp_addr = 0,
+        .rsdp_addr = BOOT_BIOS_ADDR,
     };
     LinuxBoot boot;
     if (m->boot_protocol == BOOT_PROTOCOL_BZIMAGE) {
