@@ -153,6 +153,7 @@ static void test_policy_parse(void)
 typedef struct RcuCtx {
     AddressSpace *as;
     int stop;
+    int running; /* readers that have done a lookup */
     uint64_t hits, misses;
 } RcuCtx;
 
@@ -172,7 +173,13 @@ static void *rcu_reader(void *arg)
     RcuCtx *c = arg;
     uint64_t hits = 0, misses = 0;
     rcu_thread_online();
+    bool counted = false;
     while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+        if (!counted && hits + misses > 0) {
+            /* The writer starts only once every reader is reading. */
+            __atomic_fetch_add(&c->running, 1, __ATOMIC_RELEASE);
+            counted = true;
+        }
         uint8_t b;
         int r = address_space_rw(c->as, 0x80, &b, 1, false);
         if (r == 0) {
@@ -198,6 +205,9 @@ static void test_rcu_update(void)
 
     for (int i = 0; i < 3; i++) {
         pthread_create(&readers[i], NULL, rcu_reader, &c);
+    }
+    while (__atomic_load_n(&c.running, __ATOMIC_ACQUIRE) < 3) {
+        g_usleep(100);
     }
     for (int i = 0; i < 2000; i++) {
         MemoryRegion *mr = &regions[i % 64];
