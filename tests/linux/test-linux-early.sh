@@ -80,8 +80,9 @@ for t in RSDP XSDT FACP DSDT FACS APIC; do
     grep -q "ACPI: $t 0x" "$c" || bad "ACPI table $t not found"
 done
 grep -q "ACPI BIOS Error\|ACPI Error" "$c" && bad "ACPI errors: $(grep 'ACPI.*Error' "$c" | head -2)"
-[ "$(grep -c 'ACPI: LAPIC (acpi_id\[0x[0-9a-f]*\] lapic_id\[0x[0-9a-f]*\] enabled)' "$c")" -eq "$N" ] ||
-    bad "MADT: expected $N enabled LAPIC entries"
+# The LAPIC entries themselves are printed at debug level only; the kernel counts them here.
+grep -q "ACPI: Using ACPI (MADT) for SMP configuration information" "$c" || bad "MADT not used"
+grep -q "ACPI: LAPIC_NMI (acpi_id\[0xff\] dfl dfl lint\[0x1\])" "$c" || bad "LINT1 NMI entry"
 grep -q "IOAPIC\[0\]: apic_id 0, version [0-9]*, address 0xfec00000, GSI 0-23" "$c" || bad "IOAPIC entry"
 grep -q "ACPI: INT_SRC_OVR (bus 0 bus_irq 0 global_irq 2 dfl dfl)" "$c" || bad "IRQ0 override"
 grep -q "ACPI: INT_SRC_OVR (bus 0 bus_irq 9 global_irq 9 high level)" "$c" || bad "SCI override"

@@ -493,7 +493,8 @@ static void tables_open(Tables *t, const AcpiConfig *cfg, gpa_t base)
     t->madt = table_at(t, le(t->xsdt + 44, 8), "APIC");
 
     /* FADT pointers: 32-bit and X_ forms agree. */
-    uint64_t facs = le(t->fadt + 132, 8), dsdt = le(t->fadt + 140, 8);
+    uint64_t facs = le(t->fadt + 36, 4), dsdt = le(t->fadt + 140, 8);
+    g_assert_cmphex(le(t->fadt + 132, 8), ==, 0); /* X_FIRMWARE_CTRL: FIRMWARE_CTRL is used */
     g_assert_cmphex(le(t->fadt + 36, 4), ==, facs);
     g_assert_cmphex(le(t->fadt + 40, 4), ==, dsdt);
     t->dsdt = table_at(t, dsdt, "DSDT");

@@ -320,7 +320,7 @@ static void acpi_write_fadt(uint8_t *p, const AcpiConfig *cfg, gpa_t base, const
     acpi_gas_io(p + 116, 8, ACPI_GAS_ACCESS_BYTE, cfg->reset_port); /* RESET_REG */
     p[128] = cfg->reset_value;
     p[131] = ACPI_FADT_MINOR;
-    put_le(p + 132, base + l->facs, 8); /* X_FIRMWARE_CTRL */
+    /* X_FIRMWARE_CTRL stays 0: with both set, Linux installs the FACS twice. */
     put_le(p + 140, base + l->dsdt, 8); /* X_DSDT */
     acpi_gas_io(p + 148, ACPI_PM1_EVT_LEN * 8, ACPI_GAS_ACCESS_WORD, evt);
     acpi_gas_io(p + 172, ACPI_PM1_CNT_LEN * 8, ACPI_GAS_ACCESS_WORD, cnt);
