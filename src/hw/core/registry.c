@@ -7,12 +7,14 @@ extern const DeviceClass testdev_device_class;
 extern const DeviceClass debug_exit_device_class;
 extern const DeviceClass uart16550_device_class;
 extern const DeviceClass fw_cfg_device_class;
+extern const DeviceClass mc146818rtc_device_class;
 
 static const DeviceClass *const device_classes[] = {
     &uart16550_device_class,
     &debug_exit_device_class,
     &testdev_device_class,
     &fw_cfg_device_class,
+    &mc146818rtc_device_class,
     NULL,
 };
 
