@@ -8,6 +8,8 @@ extern const DeviceClass debug_exit_device_class;
 extern const DeviceClass uart16550_device_class;
 extern const DeviceClass fw_cfg_device_class;
 extern const DeviceClass acpi_pm_device_class;
+extern const DeviceClass mc146818rtc_device_class;
+extern const DeviceClass i8042_device_class;
 
 static const DeviceClass *const device_classes[] = {
     &uart16550_device_class,
@@ -15,6 +17,8 @@ static const DeviceClass *const device_classes[] = {
     &testdev_device_class,
     &fw_cfg_device_class,
     &acpi_pm_device_class, /* part of the pc machine */
+    &mc146818rtc_device_class,
+    &i8042_device_class,
     NULL,
 };
 
