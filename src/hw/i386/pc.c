@@ -243,8 +243,11 @@ static bool pc_init_devices(Machine *m, GError **errp)
             return false;
         }
     }
-    /* The ACPI power-management block: S5 poweroff, reset register, power button. */
-    if (!pc_add_device(m, "acpi-pm", errp, NULL)) {
+    /* The ACPI power-management block (S5 poweroff, reset register, power
+     * button), the CMOS RTC and the keyboard controller (reset line). */
+    if (!pc_add_device(m, "acpi-pm", errp, NULL) ||
+        !pc_add_device(m, "mc146818rtc", errp, "id", "rtc", NULL) ||
+        !pc_add_device(m, "i8042", errp, NULL)) {
         return false;
     }
     g_autofree char *cpus = g_strdup_printf("%d", cfg->smp);
