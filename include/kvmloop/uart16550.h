@@ -33,8 +33,17 @@ void uart16550_write(Uart16550 *s, unsigned offset, uint8_t value);
 /* Frontend callbacks for chardev_set_handlers(); @opaque is the Uart16550.
  * can_receive returns the free room in the receive FIFO (1 or 16 deep), and 0
  * in loopback mode, where the receiver is cut off from the outside line.
- * receive takes bytes as if they had arrived on the line; bytes past the free
- * room are lost and flag an overrun, as on hardware. */
+ * receive takes bytes as if they had arrived on the line, raising the
+ * data-ready interrupt if IER enables it; bytes past the free room are lost
+ * and flag an overrun, as on hardware. The chardev never sends more than
+ * can_receive allows, so console input does not overrun: it waits, and every
+ * change that makes room (a read of RBR, a receive-FIFO reset, leaving
+ * loopback) calls chardev_accept_input() to let it flow again.
+ *
+ * Input is delivered on the main loop thread with the BQL held; the register
+ * accesses it races with run under the BQL by default. With lock=device the
+ * "isa-serial" device also takes its own mutex around both (see uart16550.c),
+ * so the core still sees one caller at a time. */
 size_t uart16550_can_receive(void *opaque);
 void uart16550_receive(void *opaque, const uint8_t *buf, size_t len);
 

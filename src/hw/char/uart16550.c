@@ -133,10 +133,19 @@ static void uart16550_update_irq(Uart16550 *s)
 
 /* ---- Receiver ----------------------------------------------------------- */
 
+/* uart16550_can_receive() may have grown: let the backend hand over bytes
+ * it holds back. It only schedules the delivery, which comes later on the
+ * main loop, so this is safe under the device lock and on a vCPU thread. */
+static void uart16550_rx_room(Uart16550 *s)
+{
+    chardev_accept_input(s->chr);
+}
+
 static void uart16550_rx_clear(Uart16550 *s)
 {
     s->rx_head = 0;
     s->rx_count = 0;
+    uart16550_rx_room(s);
 }
 
 /* A byte arrives from the line (or from the transmitter in loopback). */
@@ -161,6 +170,7 @@ static uint8_t uart16550_rx_pop(Uart16550 *s)
         s->rbr = s->rx_fifo[s->rx_head];
         s->rx_head = (s->rx_head + 1) % UART16550_FIFO_SIZE;
         s->rx_count--;
+        uart16550_rx_room(s);
     }
     return s->rbr;
 }
@@ -360,8 +370,13 @@ static void uart16550_write_fcr(Uart16550 *s, uint8_t value)
 static void uart16550_write_mcr(Uart16550 *s, uint8_t value)
 {
     /* Bits 7:5 do not exist on the 16550A. */
+    uint8_t old = s->mcr;
+
     s->mcr = value & (UART_MCR_LOOP | UART_MCR_OUT2 | UART_MCR_OUT1 | UART_MCR_RTS | UART_MCR_DTR);
     uart16550_update_msr(s);
+    if ((old & UART_MCR_LOOP) && !(s->mcr & UART_MCR_LOOP)) {
+        uart16550_rx_room(s); /* the receiver is connected to the line again */
+    }
 }
 
 /* Write @value to register @offset. See uart16550.h. */

@@ -411,8 +411,26 @@ fail:
     return NULL;
 }
 
+/* Ctrl-a x on a serial console: stop as a guest poweroff would. */
+static void pc_console_quit(void *opaque)
+{
+    Machine *m = opaque;
+    fprintf(stderr, "kvmloop: terminated by Ctrl-a x\n");
+    machine_request_exit(m, 0);
+}
+
 bool machine_start(Machine *m, GError **errp)
 {
+    /* Console input starts before the vCPUs, which may then call
+     * chardev_accept_input() from the UART. */
+    for (int i = 0; i < KVMLOOP_MAX_SERIAL; i++) {
+        if (m->serial[i]) {
+            chardev_set_quit_handler(m->serial[i], pc_console_quit, m);
+            if (!chardev_start_input(m->serial[i], m->loop, errp)) {
+                return false;
+            }
+        }
+    }
     for (int i = 0; i < m->ncpus; i++) {
         if (!cpu_start(m->cpus[i], errp)) {
             return false;
