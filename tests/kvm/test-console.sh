@@ -22,6 +22,9 @@ exec 3>&-
 
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# kvmloop warns once on hosts without VMX/SVM; that line is not what these tests look at.
+HOST_WARNING="^kvmloop: warning: this host's KVM"
+errors() { grep -v "$HOST_WARNING" "$tmp/err"; }
 
 K="$GUEST/echo.elf"
 DX="isa-debug-exit,iobase=0xf4,iosize=0x4"
@@ -57,8 +60,8 @@ if [ $st -ne $QUIT_STATUS ]; then
     bad "pipe: status $st, expected $QUIT_STATUS; stderr: $(head -3 "$tmp/err")"
 elif ! cmp -s "$tmp/out" "$tmp/expect"; then
     bad "pipe: echoes differ: $(diff "$tmp/expect" "$tmp/out" | head -5)"
-elif [ -s "$tmp/err" ]; then
-    bad "pipe: unexpected stderr: $(head -3 "$tmp/err")"
+elif [ -n "$(errors)" ]; then
+    bad "pipe: unexpected stderr: $(errors | head -3)"
 else
     ok
 fi
@@ -87,8 +90,8 @@ st=$?
 exec 4>&-
 if [ $st -ne 0 ]; then
     bad "Ctrl-a x: status $st, expected 0; stderr: $(head -3 "$tmp/err")"
-elif [ "$(cat "$tmp/err")" != "kvmloop: terminated by Ctrl-a x" ]; then
-    bad "Ctrl-a x: stderr '$(cat "$tmp/err")'"
+elif [ "$(errors)" != "kvmloop: terminated by Ctrl-a x" ]; then
+    bad "Ctrl-a x: stderr '$(errors)'"
 else
     ok
 fi
@@ -115,8 +118,8 @@ st=$?
 timeout 60 "$KVMLOOP" -kernel "$K" -device "$DX" -serial stdio -serial stdio </dev/null \
     >"$tmp/out" 2>"$tmp/err"
 st=$?
-[ $st -eq 1 ] && [ "$(cat "$tmp/err")" = "kvmloop: serial1: stdin is already the input of serial0" ] &&
-    ok || bad "two stdio ports: status $st, stderr '$(cat "$tmp/err")'"
+[ $st -eq 1 ] && [ "$(errors)" = "kvmloop: serial1: stdin is already the input of serial0" ] &&
+    ok || bad "two stdio ports: status $st, stderr '$(errors)'"
 
 # ---- A terminal --------------------------------------------------------------
 
@@ -189,7 +192,7 @@ if ! command -v script >/dev/null || ! command -v stty >/dev/null; then
 else
     pty_run feed_keys
     pty_check "pty keys" $QUIT_STATUS
-    screen=$(tr -d '\r' <"$tmp/pty.out")
+    screen=$(tr -d '\r' <"$tmp/pty.out" | grep -v "$HOST_WARNING")
     [ "$screen" = $'echo: ready\ngot: a\003b\ngot: quit' ] && ok ||
         bad "pty keys: screen '$(printf %s "$screen" | cat -A)'"
 
