@@ -157,6 +157,18 @@ grep -Eq "testdev\.doorbell-pio +300 " "$tmp/err" && ok || bad "doorbell through
 expect_status iothread-idle 1 -kernel "$K" -device "$DX" -object iothread,id=io0 \
     -object iothread,id=io1,loop=libevent
 
+# A reset (i8042 0xFE, the ACPI reset register) reboots: the kernel is loaded again and every
+# vCPU comes back; under -no-reboot it ends the run with status 0.
+for how in kbd acpi; do
+    arg=; [ $how = acpi ] && arg=acpi=1
+    expect_status "reset-$how" 1 -kernel "$GUEST/reset.elf" -append "$arg" -smp 4 -device "$DX"
+    grep -q "boot 1: 4 vCPUs up" "$tmp/out" && grep -q "boot 2: 4 vCPUs up" "$tmp/out" && ok ||
+        bad "reset-$how: $(cat "$tmp/out")"
+    expect_status "no-reboot-$how" 0 -no-reboot -kernel "$GUEST/reset.elf" -append "$arg" -smp 2 \
+        -device "$DX"
+    grep -q "boot 2" "$tmp/out" && bad "no-reboot-$how: booted twice" || ok
+done
+
 # SIGTERM stops a running guest cleanly, as in QEMU.
 "$KVMLOOP" -kernel "$GUEST/spin.elf" -smp 2 >"$tmp/out" 2>"$tmp/err" </dev/null &
 pid=$!
