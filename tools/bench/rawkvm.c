@@ -326,8 +326,9 @@ static RawVmVerdict handle_io(RawVcpu *v, uint32_t *code)
     if (port == FW_CFG_SEL) {
         v->vm->fw_key = (uint16_t)value;
         v->vm->fw_off = 0;
-    } else if (port == UART_BASE && !v->vm->quiet) {
-        for (uint32_t i = 0; i < run->io.count; i++) {
+    } else if (port == UART_BASE) {
+        __atomic_add_fetch(&v->vm->uart_bytes, run->io.count, __ATOMIC_RELAXED);
+        for (uint32_t i = 0; i < run->io.count && !v->vm->quiet; i++) {
             if (write(STDOUT_FILENO, data + (size_t)i * run->io.size, 1) < 0) {
                 break; /* nobody reads: the output goes nowhere */
             }

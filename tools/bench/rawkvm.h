@@ -25,9 +25,10 @@ typedef struct RawVm {
     int run_size;
     uint8_t *ram;
     uint64_t ram_size;
-    int ncpus;       /* what fw_cfg reports */
-    bool quiet;      /* drop the guest's UART output */
-    uint16_t fw_key; /* fw_cfg selector and read offset; BSP only (boot) */
+    int ncpus;           /* what fw_cfg reports */
+    bool quiet;          /* drop the guest's UART output */
+    uint64_t uart_bytes; /* atomic: bytes the guest wrote to its UART */
+    uint16_t fw_key;     /* fw_cfg selector and read offset; BSP only (boot) */
     uint32_t fw_off;
 } RawVm;
 
