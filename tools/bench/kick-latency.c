@@ -14,9 +14,12 @@
  *            just before pthread_kill() to KVM_RUN returning EINTR.
  *
  * Between kicks the kicker sleeps a random 0.5-1.5 gaps so that the vCPU is
- * back in the guest and the kicks do not fall into step with anything.
+ * back in the guest and the kicks do not fall into step with anything. With
+ * R rounds the two paths take turns R times, K kicks each, so that a change
+ * in host load touches both alike; the figures are over all R x K kicks.
  *
- * Usage: kick-latency [-kicks K] [-gap-us G] [-kernel spin.elf] [-json FILE]
+ * Usage: kick-latency [-kicks K] [-rounds R] [-gap-us G] [-kernel spin.elf]
+ *                     [-json FILE]
  * Prints a markdown table on stdout; exits 1 if a kick got no answer within
  * 5 s, or a path reported other than one sample per kick.
  */
@@ -50,6 +53,7 @@ typedef struct Samples {
 
 typedef struct KickRun {
     Samples s;
+    int first, kicks; /* this round's samples: s.ns[first .. first + kicks) */
     int gap_us;
     bool failed;
     Machine *machine;
@@ -125,7 +129,7 @@ static void *kvmloop_kicker(void *arg)
     bql_lock();
     CpuState *cpu = cpu_by_index(0);
     bql_unlock();
-    for (int i = 0; i < k->s.want && !k->failed; i++) {
+    for (int i = k->first; i < k->first + k->kicks && !k->failed; i++) {
         sleep_gap(k);
         bql_lock();
         cpu_kick(cpu);
@@ -266,7 +270,7 @@ static void floor_kicks(FloorRun *f, pthread_t t)
         }
         g_usleep(10000);
     }
-    for (int i = 0; i < k->s.want && !k->failed; i++) {
+    for (int i = k->first; i < k->first + k->kicks && !k->failed; i++) {
         sleep_gap(k);
         __atomic_store_n(&f->kill_ns, rawvm_now_ns(), __ATOMIC_RELEASE);
         pthread_kill(t, SIGUSR2);
@@ -280,27 +284,32 @@ static void floor_kicks(FloorRun *f, pthread_t t)
 static bool run_floor(KickRun *k, const char *kernel)
 {
     FloorRun f = {.k = k};
-    struct sigaction sa = {.sa_handler = floor_sig};
+    struct sigaction sa = {.sa_handler = floor_sig}, old;
     pthread_t t;
+    bool ok = false;
 
+    /* No SA_RESTART: KVM_RUN returns EINTR. kvmloop's SIG_IPI is the same
+     * signal; its handler comes back at the end. */
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL); /* no SA_RESTART: KVM_RUN returns EINTR */
+    sigaction(SIGUSR2, &sa, &old);
     if (!floor_setup(&f, kernel)) {
-        return false;
+        goto restore;
     }
     if (pthread_create(&t, NULL, floor_vcpu_thread, &f) != 0) {
         fprintf(stderr, "kick-latency: floor: cannot create the vCPU thread\n");
-        rawvm_vcpu_destroy(&f.vcpu);
-        rawvm_destroy(&f.vm);
-        return false;
+        goto destroy;
     }
     floor_kicks(&f, t);
     __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
     pthread_kill(t, SIGUSR2);
     pthread_join(t, NULL);
+    ok = !k->failed && !f.error;
+destroy:
     rawvm_vcpu_destroy(&f.vcpu);
     rawvm_destroy(&f.vm);
-    return !k->failed && !f.error;
+restore:
+    sigaction(SIGUSR2, &old, NULL);
+    return ok;
 }
 
 /* ---- statistics and output -------------------------------------------- */
@@ -367,7 +376,8 @@ static bool write_json(const char *file, const Summary *sum, int n, int kicks, i
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: kick-latency [-kicks K] [-gap-us G] [-kernel spin.elf] [-json FILE]\n");
+    fprintf(out, "usage: kick-latency [-kicks K] [-rounds R] [-gap-us G] [-kernel spin.elf] "
+                 "[-json FILE]\n");
 }
 
 static bool parse_int(const char *opt, const char *s, int min, int max, int *out)
@@ -385,7 +395,7 @@ static bool parse_int(const char *opt, const char *s, int min, int max, int *out
 
 int main(int argc, char **argv)
 {
-    int kicks = 5000, gap_us = 500;
+    int kicks = 1000, rounds = 5, gap_us = 500;
     const char *json = NULL;
     g_autofree char *kernel = NULL;
 
@@ -402,6 +412,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(argv[i], "-kicks")) {
             if (!parse_int(argv[i], val, 1, 10000000, &kicks)) {
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "-rounds")) {
+            if (!parse_int(argv[i], val, 1, 1000, &rounds)) {
                 return 2;
             }
         } else if (!strcmp(argv[i], "-gap-us")) {
@@ -428,19 +442,27 @@ int main(int argc, char **argv)
     Summary sum[2];
     bool ok = true;
     const char *paths[2] = {"floor", "kvmloop"};
+    KickRun k[2];
     for (int p = 0; p < 2; p++) {
-        KickRun k = {.gap_us = gap_us, .rand = g_rand_new_with_seed(1234 + p)};
-        k.s.want = kicks;
-        k.s.ns = g_new0(int64_t, kicks);
-        bool done = p == 0 ? run_floor(&k, kernel) : run_kvmloop(&k, kernel);
-        if (!done || k.s.count != kicks || k.s.extra) {
+        k[p] = (KickRun){.gap_us = gap_us, .kicks = kicks, .rand = g_rand_new_with_seed(1234 + p)};
+        k[p].s.want = kicks * rounds;
+        k[p].s.ns = g_new0(int64_t, k[p].s.want);
+    }
+    for (int round = 0; round < rounds && ok; round++) {
+        for (int p = 0; p < 2 && ok; p++) {
+            k[p].first = round * kicks;
+            ok = p == 0 ? run_floor(&k[p], kernel) : run_kvmloop(&k[p], kernel);
+        }
+    }
+    for (int p = 0; p < 2; p++) {
+        if (k[p].s.count != k[p].s.want || k[p].s.extra) {
             fprintf(stderr, "kick-latency: %s: %d answers to %d kicks (%d extra)\n", paths[p],
-                    k.s.count, kicks, k.s.extra);
+                    k[p].s.count, k[p].s.want, k[p].s.extra);
             ok = false;
         }
-        sum[p] = summarize(paths[p], &k.s);
-        g_free(k.s.ns);
-        g_rand_free(k.rand);
+        sum[p] = summarize(paths[p], &k[p].s);
+        g_free(k[p].s.ns);
+        g_rand_free(k[p].rand);
     }
 
     printf("| kick path | kicks | median us | p99 us | mean us | min us | max us |\n");
@@ -449,7 +471,7 @@ int main(int argc, char **argv)
         printf("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", sum[p].path, sum[p].n,
                sum[p].median_us, sum[p].p99_us, sum[p].mean_us, sum[p].min_us, sum[p].max_us);
     }
-    if (json && !write_json(json, sum, 2, kicks, gap_us)) {
+    if (json && !write_json(json, sum, 2, kicks * rounds, gap_us)) {
         ok = false;
     }
     return ok ? 0 : 1;
