@@ -539,7 +539,10 @@ static void plan(Bench *b, const bool *modes)
     }
     for (int v = 1; v <= b->max_cpus && modes[MODE_BQL]; v += MAX(1, b->max_cpus - 1)) {
         plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, true, b->user_n));
-        plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, false, b->user_n));
+        /* Without -stats-collect (older kvmloop) "off" would be "on" again. */
+        if (b->kvmloop_stats_file) {
+            plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, false, b->user_n));
+        }
     }
     if (modes[MODE_QEMU]) {
         plan_add(b, row_new(SEC_USER, MODE_QEMU, false, 1, 0, true, b->user_n));
@@ -686,9 +689,9 @@ static void print_user(Bench *b, int c)
     if (on && off) {
         Figures x = figures(on), z = figures(off);
         printf("- statistics on vs off, lock=bql, %d vCPU(s): wall %+.0f ns/exit (%+.1f %% of the "
-               "round trip), CPU %+.0f ns/exit\n",
+               "round trip), CPU %+.0f ns/exit (%+.1f %%)\n",
                c, x.wall_ns - z.wall_ns, (x.wall_ns - z.wall_ns) * 100 / z.wall_ns,
-               x.cpu_ns - z.cpu_ns);
+               x.cpu_ns - z.cpu_ns, (x.cpu_ns - z.cpu_ns) * 100 / z.cpu_ns);
     }
     if (!on) {
         return;
@@ -714,9 +717,13 @@ static void print_derived(Bench *b)
 
     printf("\n### Readings\n\n");
     if (fl && no) {
-        double a = figures(no).exits_per_s, f = figures(fl).exits_per_s;
-        printf("- lock=none, %d vCPUs, PIO: %.0f exits/s, the floor %.0f: %+.1f %%\n", v, a, f,
-               (a - f) * 100 / f);
+        Figures a = figures(no), f = figures(fl);
+        printf("- lock=none, %d vCPUs, PIO: %.0f exits/s, the floor %.0f: %+.1f %%. Per CPU "
+               "second (load on the host costs wall time, not CPU time): %.0f exits against "
+               "%.0f, %+.1f %%\n",
+               v, a.exits_per_s, f.exits_per_s,
+               (a.exits_per_s - f.exits_per_s) * 100 / f.exits_per_s, 1e9 / a.cpu_ns,
+               1e9 / f.cpu_ns, (f.cpu_ns - a.cpu_ns) * 100 / a.cpu_ns);
     }
     print_user(b, 1);
     if (v > 1) {
@@ -1099,8 +1106,8 @@ int main(int argc, char **argv)
     b.load_start = read_load();
     int64_t t0 = g_get_monotonic_time();
     for (int rep = 0; rep < b.repeat; rep++) {
-        fprintf(stderr, "exit-bench: repetition %d of %d (load %s)\n", rep + 1, b.repeat,
-                b.load_start);
+        g_autofree char *load = read_load();
+        fprintf(stderr, "exit-bench: repetition %d of %d (load %s)\n", rep + 1, b.repeat, load);
         for (guint i = 0; i < b.bases->len; i++) {
             run_row(&b, b.bases->pdata[i]);
         }
