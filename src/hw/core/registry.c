@@ -10,6 +10,7 @@ extern const DeviceClass fw_cfg_device_class;
 extern const DeviceClass acpi_pm_device_class;
 extern const DeviceClass mc146818rtc_device_class;
 extern const DeviceClass i8042_device_class;
+extern const DeviceClass pci_host_device_class;
 
 static const DeviceClass *const device_classes[] = {
     &uart16550_device_class,
@@ -19,6 +20,7 @@ static const DeviceClass *const device_classes[] = {
     &acpi_pm_device_class, /* part of the pc machine */
     &mc146818rtc_device_class,
     &i8042_device_class,
+    &pci_host_device_class, /* part of the pc machine */
     NULL,
 };
 
