@@ -17,6 +17,7 @@
 #include "kvmloop/memory.h"
 #include "kvmloop/linux_boot.h"
 #include "kvmloop/multiboot.h"
+#include "kvmloop/pci.h"
 #include "kvmloop/rcu.h"
 
 /* RAM above this goes above 4 GiB; [3 GiB, 4 GiB) is the PCI/MMIO hole. */
@@ -247,7 +248,7 @@ static bool pc_init_devices(Machine *m, GError **errp)
      * button), the CMOS RTC and the keyboard controller (reset line). */
     if (!pc_add_device(m, "acpi-pm", errp, NULL) ||
         !pc_add_device(m, "mc146818rtc", errp, "id", "rtc", NULL) ||
-        !pc_add_device(m, "i8042", errp, NULL)) {
+        !pc_add_device(m, "i8042", errp, NULL) || !pc_add_device(m, "pci-host", errp, NULL)) {
         return false;
     }
     g_autofree char *cpus = g_strdup_printf("%d", cfg->smp);
@@ -281,6 +282,7 @@ static bool pc_build_acpi(Machine *m, GError **errp)
     for (int i = 0; i < m->ncpus; i++) {
         acfg.apic_id[i] = kvm_vcpu_apic_id(m->vcpus[i]);
     }
+    acfg.sb_fill = pci_bus_acpi_fill; /* \_SB.PCI0 */
     g_autoptr(GByteArray) blob = acpi_build_tables(&acfg, BOOT_BIOS_ADDR, errp);
     if (!blob) {
         return false;
