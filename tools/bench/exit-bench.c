@@ -1067,8 +1067,8 @@ static bool parse_args(Bench *b, int argc, char **argv, bool *modes, const char 
 
 int main(int argc, char **argv)
 {
-    Bench b = {.n = 50000,
-               .user_n = 400000,
+    Bench b = {.n = 40000,
+               .user_n = 300000,
                .max_cpus = (int)CLAMP(sysconf(_SC_NPROCESSORS_ONLN), 1, 16),
                .repeat = 5,
                .timeout_s = 300,
