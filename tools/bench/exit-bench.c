@@ -77,6 +77,17 @@ typedef enum {
 
 static const char *const section_names[SEC__MAX] = {"main", "delay", "user"};
 
+/* kvmloop's -stats-collect: off, on (sampled timing) or full (every hold
+ * and exit timed). Other VMMs run as STATS_ON rows. */
+typedef enum {
+    STATS_OFF,
+    STATS_ON,
+    STATS_FULL,
+    STATS__MAX,
+} StatsMode;
+
+static const char *const stats_names[STATS__MAX] = {"off", "on", "full"};
+
 /* One run, as measured. NAN where a figure does not exist. */
 typedef struct Sample {
     double wall_ns; /* from "go" to "done" */
@@ -96,7 +107,7 @@ typedef struct Row {
     bool mmio;
     int vcpus;
     int delay_ns;
-    bool stats;
+    StatsMode stats;
     long n;          /* writes per vCPU */
     GArray *samples; /* Sample */
     int failures;
@@ -110,8 +121,9 @@ typedef struct Bench {
     int max_cpus, repeat, timeout_s;
     GArray *delays; /* int */
     bool kvmloop_stats_file;
-    GPtrArray *rows;  /* Row *, in run order */
-    GPtrArray *bases; /* Row *, n = 0 */
+    bool kvmloop_stats_full; /* -stats-collect full exists */
+    GPtrArray *rows;         /* Row *, in run order */
+    GPtrArray *bases;        /* Row *, n = 0 */
     char *tmpdir;
     char *load_start, *load_end;
     double tsc_hz;
@@ -218,7 +230,7 @@ static GPtrArray *build_argv(Bench *b, const Row *r, long n, const char *stats_f
             add(a, "-stats-file");
             add(a, "%s", stats_file);
             add(a, "-stats-collect");
-            add(a, "%s", r->stats ? "on" : "off");
+            add(a, "%s", stats_names[r->stats]);
         }
         break;
     }
@@ -461,7 +473,8 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
         .handle_ns = NAN,
         .stat_exits = NAN,
     };
-    if (r->mode != MODE_FLOOR && r->mode != MODE_QEMU && b->kvmloop_stats_file && r->stats) {
+    if (r->mode != MODE_FLOOR && r->mode != MODE_QEMU && b->kvmloop_stats_file &&
+        r->stats != STATS_OFF) {
         read_stats(stats_file, s);
     }
     return true;
@@ -469,7 +482,8 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
 
 /* ---- the plan ----------------------------------------------------------- */
 
-static Row *row_new(Section sec, Mode mode, bool mmio, int vcpus, int delay_ns, bool stats, long n)
+static Row *row_new(Section sec, Mode mode, bool mmio, int vcpus, int delay_ns, StatsMode stats,
+                    long n)
 {
     Row *r = g_new0(Row, 1);
     *r = (Row){.sec = sec,
@@ -515,7 +529,7 @@ static void plan(Bench *b, const bool *modes)
     for (int mmio = 0; mmio < 2; mmio++) {
         for (int m = 0; m < MODE__MAX; m++) {
             for (int v = 1; v <= b->max_cpus && modes[m]; v++) {
-                plan_add(b, row_new(SEC_MAIN, m, mmio, v, 0, true, b->n));
+                plan_add(b, row_new(SEC_MAIN, m, mmio, v, 0, STATS_ON, b->n));
             }
         }
     }
@@ -525,7 +539,7 @@ static void plan(Bench *b, const bool *modes)
         long n = MAX(1, (long)((double)b->n * 5000.0 / (5000.0 + delay)));
         for (int m = MODE_BQL; m <= MODE_NONE; m++) {
             for (int v = 1; v <= b->max_cpus && modes[m]; v++) {
-                plan_add(b, row_new(SEC_DELAY, m, false, v, delay, true, n));
+                plan_add(b, row_new(SEC_DELAY, m, false, v, delay, STATS_ON, n));
             }
         }
     }
@@ -535,17 +549,20 @@ static void plan(Bench *b, const bool *modes)
     /* One vCPU: user CPU beside QEMU's and the floor's; statistics on and
      * off next to each other, also with all vCPUs (contended). */
     if (modes[MODE_FLOOR]) {
-        plan_add(b, row_new(SEC_USER, MODE_FLOOR, false, 1, 0, true, b->user_n));
+        plan_add(b, row_new(SEC_USER, MODE_FLOOR, false, 1, 0, STATS_ON, b->user_n));
     }
     for (int v = 1; v <= b->max_cpus && modes[MODE_BQL]; v += MAX(1, b->max_cpus - 1)) {
-        plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, true, b->user_n));
+        plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, STATS_ON, b->user_n));
         /* Without -stats-collect (older kvmloop) "off" would be "on" again. */
         if (b->kvmloop_stats_file) {
-            plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, false, b->user_n));
+            plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, STATS_OFF, b->user_n));
+        }
+        if (b->kvmloop_stats_full) {
+            plan_add(b, row_new(SEC_USER, MODE_BQL, false, v, 0, STATS_FULL, b->user_n));
         }
     }
     if (modes[MODE_QEMU]) {
-        plan_add(b, row_new(SEC_USER, MODE_QEMU, false, 1, 0, true, b->user_n));
+        plan_add(b, row_new(SEC_USER, MODE_QEMU, false, 1, 0, STATS_ON, b->user_n));
     }
 }
 
@@ -553,7 +570,7 @@ static const char *row_label(const Row *r, char *buf, size_t len)
 {
     g_snprintf(buf, len, "%s %s %s vCPUs=%d delay=%d stats=%s n=%ld", section_names[r->sec],
                mode_names[r->mode], r->mmio ? "mmio" : "pio", r->vcpus, r->delay_ns,
-               r->stats ? "on" : "off", r->n);
+               stats_names[r->stats], r->n);
     return buf;
 }
 
@@ -618,7 +635,8 @@ static Figures figures(const Row *r)
     return f;
 }
 
-static Row *find_row(Bench *b, Section sec, Mode mode, bool mmio, int vcpus, int delay, bool stats)
+static Row *find_row(Bench *b, Section sec, Mode mode, bool mmio, int vcpus, int delay,
+                     StatsMode stats)
 {
     for (guint i = 0; i < b->rows->len; i++) {
         Row *r = b->rows->pdata[i];
@@ -653,8 +671,8 @@ static void print_row(const Row *r)
     fmt(c[5], 32, f.bql_wait_pct, 1);
     printf("| %s | %s | %d | %g | %s | %u/%u | %s | %s | %s | %s | %s | %s |\n",
            mode_names[r->mode], r->mmio ? "mmio" : "pio", r->vcpus, r->delay_ns / 1000.0,
-           r->stats ? "on" : "off", r->samples->len, r->samples->len + r->failures, c[0], c[1],
-           c[2], c[3], c[4], c[5]);
+           stats_names[r->stats], r->samples->len, r->samples->len + r->failures, c[0], c[1], c[2],
+           c[3], c[4], c[5]);
 }
 
 static void print_section(Bench *b, Section sec, const char *title)
@@ -680,18 +698,24 @@ static void print_section(Bench *b, Section sec, const char *title)
  * time above the floor's, and kvmloop's own account of its handling. */
 static void print_user(Bench *b, int c)
 {
-    Row *fl = find_row(b, SEC_USER, MODE_FLOOR, false, c, 0, true);
-    Row *on = find_row(b, SEC_USER, MODE_BQL, false, c, 0, true);
-    Row *off = find_row(b, SEC_USER, MODE_BQL, false, c, 0, false);
-    Row *q = find_row(b, SEC_USER, MODE_QEMU, false, c, 0, true);
+    Row *fl = find_row(b, SEC_USER, MODE_FLOOR, false, c, 0, STATS_ON);
+    Row *on = find_row(b, SEC_USER, MODE_BQL, false, c, 0, STATS_ON);
+    Row *off = find_row(b, SEC_USER, MODE_BQL, false, c, 0, STATS_OFF);
+    Row *full = find_row(b, SEC_USER, MODE_BQL, false, c, 0, STATS_FULL);
+    Row *q = find_row(b, SEC_USER, MODE_QEMU, false, c, 0, STATS_ON);
     char u[4][32], a[2][32], h[32];
 
-    if (on && off) {
-        Figures x = figures(on), z = figures(off);
-        printf("- statistics on vs off, lock=bql, %d vCPU(s): wall %+.0f ns/exit (%+.1f %% of the "
+    Row *with[2] = {on, full};
+    for (int i = 0; i < 2 && off; i++) {
+        if (!with[i]) {
+            continue;
+        }
+        Figures x = figures(with[i]), z = figures(off);
+        printf("- statistics %s vs off, lock=bql, %d vCPU(s): wall %+.0f ns/exit (%+.1f %% of the "
                "round trip), CPU %+.0f ns/exit (%+.1f %%)\n",
-               c, x.wall_ns - z.wall_ns, (x.wall_ns - z.wall_ns) * 100 / z.wall_ns,
-               x.cpu_ns - z.cpu_ns, (x.cpu_ns - z.cpu_ns) * 100 / z.cpu_ns);
+               stats_names[with[i]->stats], c, x.wall_ns - z.wall_ns,
+               (x.wall_ns - z.wall_ns) * 100 / z.wall_ns, x.cpu_ns - z.cpu_ns,
+               (x.cpu_ns - z.cpu_ns) * 100 / z.cpu_ns);
     }
     if (!on) {
         return;
@@ -702,18 +726,19 @@ static void print_user(Bench *b, int c)
     fmt(u[3], 32, fl ? figures(fl).user_ns : NAN, 0);
     fmt(a[0], 32, fl ? figures(on).cpu_ns - figures(fl).cpu_ns : NAN, 0);
     fmt(a[1], 32, fl && q ? figures(q).cpu_ns - figures(fl).cpu_ns : NAN, 0);
-    fmt(h, 32, figures(on).handle_ns, 0);
+    fmt(h, 32, figures(full ? full : on).handle_ns, 0);
     printf("- user CPU per PIO exit, %d vCPU(s): kvmloop lock=bql %s ns (statistics off: %s), "
            "QEMU %s ns, floor %s ns. CPU above the floor's: kvmloop %s ns, QEMU %s ns. "
-           "kvmloop's own account of an exit (KVM_RUN return to next entry): %s ns\n",
-           c, u[0], u[1], u[2], u[3], a[0], a[1], h);
+           "kvmloop's own account of an exit (KVM_RUN return to next entry, statistics %s): %s "
+           "ns\n",
+           c, u[0], u[1], u[2], u[3], a[0], a[1], full ? "full" : "on", h);
 }
 
 static void print_derived(Bench *b)
 {
     int v = b->max_cpus;
-    Row *fl = find_row(b, SEC_MAIN, MODE_FLOOR, false, v, 0, true);
-    Row *no = find_row(b, SEC_MAIN, MODE_NONE, false, v, 0, true);
+    Row *fl = find_row(b, SEC_MAIN, MODE_FLOOR, false, v, 0, STATS_ON);
+    Row *no = find_row(b, SEC_MAIN, MODE_NONE, false, v, 0, STATS_ON);
 
     printf("\n### Readings\n\n");
     if (fl && no) {
@@ -731,8 +756,8 @@ static void print_derived(Bench *b)
     }
     for (guint d = 0; d < b->delays->len && v > 1; d++) {
         int delay = g_array_index(b->delays, int, d);
-        Row *bq = find_row(b, SEC_DELAY, MODE_BQL, false, v, delay, true);
-        Row *nn = find_row(b, SEC_DELAY, MODE_NONE, false, v, delay, true);
+        Row *bq = find_row(b, SEC_DELAY, MODE_BQL, false, v, delay, STATS_ON);
+        Row *nn = find_row(b, SEC_DELAY, MODE_NONE, false, v, delay, STATS_ON);
         if (!bq || !nn) {
             continue;
         }
@@ -800,7 +825,7 @@ static bool write_json(Bench *b, const Host *h, const char *cmdline, const char 
         json_str(f, "io", r->mmio ? "mmio" : "pio", true);
         json_num_out(f, "vcpus", r->vcpus, true);
         json_num_out(f, "delay_ns", r->delay_ns, true);
-        fprintf(f, "\"stats\": %s, ", r->stats ? "true" : "false");
+        json_str(f, "stats", stats_names[r->stats], true);
         json_num_out(f, "writes_per_vcpu", (double)r->n, true);
         json_num_out(f, "runs", r->samples->len, true);
         json_num_out(f, "failures", r->failures, true);
@@ -838,7 +863,7 @@ static bool write_plot_data(Bench *b, const char *dir)
         for (int v = 1; v <= b->max_cpus; v++) {
             fprintf(f, "%d", v);
             for (int m = 0; m < MODE__MAX; m++) {
-                Row *r = find_row(b, SEC_MAIN, m, mmio, v, 0, true);
+                Row *r = find_row(b, SEC_MAIN, m, mmio, v, 0, STATS_ON);
                 fprintf(f, " %.0f", r ? figures(r).exits_per_s : NAN);
             }
             fprintf(f, "\n");
@@ -854,10 +879,10 @@ static bool write_plot_data(Bench *b, const char *dir)
     for (int d = -1; d < (int)b->delays->len; d++) {
         int delay = d < 0 ? 0 : g_array_index(b->delays, int, d);
         Section sec = d < 0 ? SEC_MAIN : SEC_DELAY;
-        Row *bq = find_row(b, sec, MODE_BQL, false, b->max_cpus, delay, true);
+        Row *bq = find_row(b, sec, MODE_BQL, false, b->max_cpus, delay, STATS_ON);
         fprintf(f, "%g", delay / 1000.0);
         for (int m = MODE_BQL; m <= MODE_NONE; m++) {
-            Row *r = find_row(b, sec, m, false, b->max_cpus, delay, true);
+            Row *r = find_row(b, sec, m, false, b->max_cpus, delay, STATS_ON);
             fprintf(f, " %.0f", r ? figures(r).exits_per_s : NAN);
         }
         fprintf(f, " %.1f\n", bq ? figures(bq).bql_wait_pct : NAN);
@@ -970,8 +995,8 @@ static bool parse_modes(const char *s, bool *modes)
     return true;
 }
 
-/* True if @kvmloop's help lists -stats-file. */
-static bool kvmloop_has_stats_file(const char *kvmloop)
+/* True if @kvmloop's help mentions @what. */
+static bool kvmloop_help_has(const char *kvmloop, const char *what)
 {
     g_autofree char *out = NULL;
     char *argv[] = {(char *)kvmloop, "--help", NULL};
@@ -979,7 +1004,7 @@ static bool kvmloop_has_stats_file(const char *kvmloop)
                       NULL)) {
         return false;
     }
-    return out && strstr(out, "-stats-file");
+    return out && strstr(out, what);
 }
 
 static bool parse_args(Bench *b, int argc, char **argv, bool *modes, const char **json,
@@ -1092,7 +1117,8 @@ int main(int argc, char **argv)
         int d[] = {1000, 5000, 20000};
         g_array_append_vals(b.delays, d, G_N_ELEMENTS(d));
     }
-    b.kvmloop_stats_file = kvmloop_has_stats_file(b.kvmloop);
+    b.kvmloop_stats_file = kvmloop_help_has(b.kvmloop, "-stats-file");
+    b.kvmloop_stats_full = kvmloop_help_has(b.kvmloop, "on|full|off");
     b.tsc_hz = tsc_hz(200);
     b.tmpdir = g_dir_make_tmp("exit-bench-XXXXXX", NULL);
     if (!b.tmpdir) {
