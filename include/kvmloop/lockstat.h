@@ -1,0 +1,171 @@
+/* Lock and access statistics: interned sites, per-thread counters, log2 histograms, snapshots. */
+#ifndef KVMLOOP_LOCKSTAT_H
+#define KVMLOOP_LOCKSTAT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include "kvmloop/types.h"
+
+/* Histograms of nanoseconds: bucket 0 holds [0, 2), bucket i holds
+ * [2^i, 2^(i+1)), and the last bucket is open-ended (2^35 ns = 34.4 s and up). */
+#define LOCKSTAT_BUCKETS   36
+#define LOCKSTAT_MAX_SITES 1024
+#define LOCKSTAT_MAX_LOCKS 256
+
+/* Sites every process has. */
+#define LOCKSITE_UNKNOWN  0 /* "unknown": a thread that named no default site */
+#define LOCKSITE_OVERFLOW 1 /* "other": every name interned once the table is full */
+
+/* The run-time switch, read on every instrumented path. Default on. */
+extern int lockstat_on;
+
+static inline bool lockstat_enabled(void)
+{
+    return __atomic_load_n(&lockstat_on, __ATOMIC_RELAXED);
+}
+
+/* Switch collection off or on for every thread. While off, locks only lock
+ * and unlock and nothing is recorded. Any thread. */
+void lockstat_set_enabled(bool on);
+
+/* The clock, inline because exits read it three or four times: internal. */
+typedef struct LockStatClock {
+    int ready; /* atomic: the fields below are set (lockstat_clock_init()) */
+    bool tsc;  /* durations come from RDTSC, scaled */
+    uint64_t tsc0;
+    int64_t ns0;
+    uint64_t mult; /* ns = ticks * mult >> 32 */
+} LockStatClock;
+extern LockStatClock lockstat_clock;
+int64_t lockstat_clock_slow(void);
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of every duration recorded here.
+ * When the kernel keeps time with the TSC (clocksource "tsc"), read from the
+ * TSC directly and scaled with a rate measured against CLOCK_MONOTONIC over
+ * 2 ms at first use: about half the cost of clock_gettime(). Any thread. */
+static inline int64_t lockstat_now_ns(void)
+{
+    /* Pairs with the release in lockstat_clock_slow(). */
+    if (__builtin_expect(
+            __atomic_load_n(&lockstat_clock.ready, __ATOMIC_ACQUIRE) && lockstat_clock.tsc, 1)) {
+        uint64_t ticks = __builtin_ia32_rdtsc() - lockstat_clock.tsc0;
+        return lockstat_clock.ns0 +
+               (int64_t)(((unsigned __int128)ticks * lockstat_clock.mult) >> 32);
+    }
+    return lockstat_clock_slow();
+}
+
+/* The id of site @name ("exit io:serial0.serial", "loop:NAME", "main"), the
+ * same for equal names for the life of the process. Takes a mutex: call it
+ * once per site and keep the id. Past LOCKSTAT_MAX_SITES names every new name
+ * maps to LOCKSITE_OVERFLOW (with one warning). Any thread. */
+LockSite lockstat_site_intern(const char *name);
+/* The name of @site ("?" for an id never handed out). Lock-free; any thread. */
+const char *lockstat_site_name(LockSite site);
+
+/* The id of the lock called @name: locks with equal names share their
+ * statistics. Same rules as lockstat_site_intern(); past LOCKSTAT_MAX_LOCKS
+ * names every new one maps to lock 0 (the first lock interned). */
+unsigned lockstat_lock_intern(const char *name);
+const char *lockstat_lock_name(unsigned lock);
+
+/* The histogram bucket of @ns, and the smallest value bucket @b holds. */
+unsigned lockstat_bucket(uint64_t ns);
+uint64_t lockstat_bucket_floor(unsigned b);
+
+/* The site klock_lock() and bql_lock() record on the calling thread (default
+ * LOCKSITE_UNKNOWN). Calling thread only. */
+void lockstat_thread_set_site(LockSite site);
+LockSite lockstat_thread_site(void);
+/* From now on the calling thread also adds every wait for a lock to
+ * *@counter (NULL: stop), with relaxed atomic stores, so the owner of
+ * @counter can read it from any thread. Calling thread only. */
+void lockstat_thread_set_wait_counter(uint64_t *counter);
+
+/* ---- Recording: for KLock and the memory dispatcher ---------------------
+ * Each thread writes only its own counters (relaxed atomic stores to lines no
+ * other thread writes); readers sum every thread's counters. The first call
+ * on a thread registers its counters (one mutex); a thread's counters are
+ * folded into a process-wide total when it exits, so nothing is lost. */
+
+typedef struct LockStatCell LockStatCell;
+
+/* The calling thread's counters for (@lock, @site). Valid on this thread
+ * until it exits. */
+LockStatCell *lockstat_cell(unsigned lock, LockSite site);
+/* One acquisition through @cell after waiting @wait_ns (0 when the lock was
+ * free). A contended one is also charged to @holder, the site that held the
+ * lock when the wait began. Thread of lockstat_cell(). */
+void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_ns, LockSite holder);
+void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns);
+/* One access to the region of exit site @site, @with_bql if the BQL was held
+ * for it. Any thread (its own counters). */
+void lockstat_record_access(LockSite site, bool with_bql);
+
+/* ---- Reading ----------------------------------------------------------- */
+
+typedef struct LockStatCounters {
+    uint64_t acquisitions;
+    uint64_t contended; /* acquisitions that found the lock taken */
+    uint64_t wait_ns;   /* total wait of the contended ones */
+    uint64_t hold_ns;
+    uint64_t wait_hist[LOCKSTAT_BUCKETS]; /* every acquisition; uncontended ones in bucket 0 */
+    uint64_t hold_hist[LOCKSTAT_BUCKETS];
+} LockStatCounters;
+
+typedef struct LockStatLockEntry {
+    unsigned lock;
+    LockSite site;
+    LockStatCounters c;
+} LockStatLockEntry;
+
+/* Waits of @site for @lock while @holder held it. */
+typedef struct LockStatHolderEntry {
+    unsigned lock;
+    LockSite site;
+    LockSite holder;
+    uint64_t waits;
+    uint64_t wait_ns;
+} LockStatHolderEntry;
+
+typedef struct LockStatAccessEntry {
+    LockSite site;
+    uint64_t accesses;
+    uint64_t bql_accesses;
+} LockStatAccessEntry;
+
+/* Everything recorded since the last reset, summed over all threads. Entries
+ * with all-zero counters are left out. */
+typedef struct LockStatSnapshot {
+    bool enabled;        /* collection was on when it was taken */
+    int64_t interval_ns; /* since the last reset (or the first use) */
+    GArray *locks;       /* LockStatLockEntry, by lock id, then site id */
+    GArray *holders;     /* LockStatHolderEntry, by lock, site, then wait_ns descending */
+    GArray *accesses;    /* LockStatAccessEntry, by site id */
+} LockStatSnapshot;
+
+/* Take a snapshot. Takes the registry mutex (a leaf: it may be called while
+ * holding any KLock, including the BQL); never blocks a recording thread.
+ * Any thread. Free with lockstat_snapshot_free(). */
+LockStatSnapshot *lockstat_snapshot(void);
+void lockstat_snapshot_free(LockStatSnapshot *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LockStatSnapshot, lockstat_snapshot_free)
+
+/* Look-ups in a snapshot; absent entries read as zero. */
+LockStatCounters lockstat_snapshot_get(const LockStatSnapshot *s, unsigned lock, LockSite site);
+/* The sum over every site of @lock. */
+LockStatCounters lockstat_snapshot_lock_total(const LockStatSnapshot *s, unsigned lock);
+/* Total wait of @site for @lock charged to @holder; *@waits (may be NULL) gets the count. */
+uint64_t lockstat_snapshot_wait_by(const LockStatSnapshot *s, unsigned lock, LockSite site,
+                                   LockSite holder, uint64_t *waits);
+LockStatAccessEntry lockstat_snapshot_access(const LockStatSnapshot *s, LockSite site);
+
+/* Start counting from zero: later snapshots show only what happens after
+ * this call. Exact even while other threads record (it stores a baseline
+ * rather than clearing their counters). Any thread. */
+void lockstat_reset(void);
+/* The same for the statistics of @lock alone. */
+void lockstat_reset_lock(unsigned lock);
+
+#endif
