@@ -26,7 +26,9 @@ typedef struct VmConfig {
     GPtrArray *devices; /* char *: -device specs */
     bool no_reboot;
     bool nographic;
-    bool stats;
+    bool stats;         /* -stats: print the tables at the end */
+    char *stats_file;   /* -stats-file: JSON at start-up, on SIGUSR1 and at the end */
+    bool stats_collect; /* -stats-collect on|off (default on) */
     bool help;
     bool version;
 } VmConfig;

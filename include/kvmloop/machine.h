@@ -46,5 +46,3 @@ bool machine_exit_requested(Machine *m, int *status);
 /* A device by id (or class name when no id was given), or NULL. BQL held. */
 Device *machine_find_device(Machine *m, const char *id);
 int machine_cpu_count(Machine *m);
-/* Print the statistics of -stats. Main thread, after the vCPUs stopped. */
-void machine_print_stats(Machine *m, FILE *f);

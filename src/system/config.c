@@ -84,7 +84,11 @@ static const OptDef options[] = {
     {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
-    {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
+    {"stats", OPT_FLAG, NULL, "print lock, vCPU and region statistics when the VM ends"},
+    {"stats-file", OPT_ARG, "FILE.json",
+     "write the statistics as JSON to FILE.json at the end and on SIGUSR1"},
+    {"stats-collect", OPT_ARG, "on|off",
+     "collect lock, exit and region statistics (default on; off leaves exit counts only)"},
     {"help", OPT_FLAG, NULL, "print this help and exit"},
     {"version", OPT_FLAG, NULL, "print the version and exit"},
 };
@@ -195,6 +199,16 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         cfg->no_reboot = true;
     } else if (!strcmp(name, "stats")) {
         cfg->stats = true;
+    } else if (!strcmp(name, "stats-file")) {
+        if (!*val) {
+            FAIL("-stats-file: the file name is empty");
+        }
+        SET_STR(stats_file);
+    } else if (!strcmp(name, "stats-collect")) {
+        if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
+            FAIL("-stats-collect: '%s' is not on or off", val);
+        }
+        cfg->stats_collect = strcmp(val, "on") == 0;
     } else if (!strcmp(name, "help")) {
         cfg->help = true;
     } else if (!strcmp(name, "version")) {
@@ -214,6 +228,7 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
         g_strdup(g_getenv("KVMLOOP_KVM_DEVICE") ? g_getenv("KVMLOOP_KVM_DEVICE") : "/dev/kvm");
     cfg->smp = 1;
     cfg->ram_size = 128ULL << 20;
+    cfg->stats_collect = true;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
 
     for (int i = 1; i < argc; i++) {
@@ -260,6 +275,7 @@ void vm_config_clear(VmConfig *cfg)
     g_free(cfg->kernel);
     g_free(cfg->initrd);
     g_free(cfg->append);
+    g_free(cfg->stats_file);
     for (int i = 0; i < cfg->nserial; i++) {
         g_free(cfg->serial[i]);
     }

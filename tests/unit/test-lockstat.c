@@ -8,8 +8,11 @@
 
 #include <glib.h>
 
+#include "kvmloop/bql.h"
 #include "kvmloop/klock.h"
 #include "kvmloop/lockstat.h"
+#include "kvmloop/memory.h"
+#include "kvmloop/rcu.h"
 
 #define HOLD_NS (20 * 1000 * 1000)
 
@@ -328,6 +331,45 @@ static void test_disabled(void)
     klock_destroy(&l);
 }
 
+/* The disabled switch also leaves the memory dispatcher's counters alone. */
+static uint64_t nop_read(void *opaque, uint64_t offset, unsigned size)
+{
+    return 0;
+}
+
+static void nop_write(void *opaque, uint64_t offset, uint64_t value, unsigned size)
+{
+}
+
+static const MemoryRegionOps nop_ops = {.read = nop_read, .write = nop_write};
+
+static void test_disabled_dispatch(void)
+{
+    rcu_thread_online();
+    AddressSpace *as = address_space_new("io", 0x10000);
+    MemoryRegion mr;
+    uint8_t buf[4] = {0};
+    memory_region_init(&mr, "disabled-dispatch", 4, &nop_ops, NULL, NULL);
+    g_assert_true(address_space_add(as, &mr, 0x100, NULL));
+    g_assert_cmpstr(lockstat_site_name(mr.site), ==, "exit io:disabled-dispatch");
+    lockstat_set_enabled(false);
+    g_assert_cmpint(address_space_rw(as, 0x100, buf, 1, true), ==, 0);
+    lockstat_set_enabled(true);
+    g_assert_cmpuint(memory_region_stats(&mr).accesses, ==, 0);
+    g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
+    g_assert_cmpuint(lockstat_snapshot_get(s, bql_klock()->id, mr.site).acquisitions, ==, 0);
+    g_assert_cmpint(address_space_rw(as, 0x100, buf, 1, true), ==, 0);
+    MemoryRegionStats st = memory_region_stats(&mr);
+    g_assert_cmpuint(st.accesses, ==, 1);
+    g_assert_cmpuint(st.bql_accesses, ==, 1);
+    address_space_remove(as, &mr);
+    rcu_wait_readers();
+    rcu_flush_callbacks();
+    memory_region_destroy(&mr);
+    address_space_free(as);
+    rcu_thread_offline();
+}
+
 static void *count_then_exit(void *arg)
 {
     Worker *w = arg;
@@ -423,6 +465,7 @@ int main(int argc, char **argv)
     g_test_add_func("/lockstat/holder", test_holder);
     g_test_add_func("/lockstat/cond-wait", test_cond_wait);
     g_test_add_func("/lockstat/disabled", test_disabled);
+    g_test_add_func("/lockstat/disabled-dispatch", test_disabled_dispatch);
     g_test_add_func("/lockstat/reset", test_reset);
     if (g_test_perf()) {
         g_test_add_func("/lockstat/perf", test_perf);
