@@ -1,24 +1,49 @@
 #!/bin/bash
-# Exit round trip through kvmloop per lock policy and vCPU count, with the smp-counter payload.
+# Exit round trip through kvmloop per lock policy and vCPU count, statistics on and off (smp-counter).
 # Usage: tools/bench/exit-roundtrip.sh [M]   (M counter writes per vCPU per region, default 20000)
+# Environment: STATS="on off" (the -stats-collect values to run), REPEAT=N (runs per row; the
+# row shows the run with the median wall time), LOCKS="bql device none", CPUS="1 2".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${KVMLOOP_BUILD_DIR:-$root/build}
 "$root/tools/build.sh" "$dir"
 m=${1:-20000}
 k="$dir/tests/guest/smp-counter.elf"
+repeat=${REPEAT:-1}
+rows=$(mktemp)
+trap 'rm -f "$rows"' EXIT
 
-printf '| lock | vCPUs | exits | wall s | exits/s | wall ns/exit | kvmloop user ns/exit | sys ns/exit |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
-for lock in bql device none; do
-    for n in 1 2; do
-        exits=$((2 * m * n))
-        out=$( { /usr/bin/env time -f '%e %U %S' "$dir/kvmloop" -smp $n -m 64 -kernel "$k" \
-            -append "m=$m" -device "testdev,lock=$lock" \
-            -device isa-debug-exit,iobase=0xf4,iosize=0x4 >/dev/null; } 2>&1 | tail -1) || true
-        read -r wall user sys <<<"$out"
-        awk -v l=$lock -v n=$n -v e=$exits -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN {
-            printf "| %s | %d | %d | %.2f | %.0f | %.0f | %.0f | %.0f |\n",
-                l, n, e, w, e / w, w * 1e9 / e, u * 1e9 / e, s * 1e9 / e }'
+# run LOCK N STATS: prints "wall user sys" of one run
+run() {
+    { /usr/bin/env time -f '%e %U %S' "$dir/kvmloop" -smp "$2" -m 64 -kernel "$k" \
+        -append "m=$m" -device "testdev,lock=$1" -stats-collect "$3" \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x4 >/dev/null; } 2>&1 | tail -1 || true
+}
+
+printf '| lock | vCPUs | stats | exits | wall s | exits/s | wall ns/exit | kvmloop user ns/exit | sys ns/exit |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
+for lock in ${LOCKS:-bql device none}; do
+    for n in ${CPUS:-1 2}; do
+        for stats in ${STATS:-on off}; do
+            exits=$((2 * m * n))
+            out=$(for _ in $(seq "$repeat"); do run "$lock" "$n" "$stats"; done |
+                sort -n | sed -n "$(((repeat + 1) / 2))p")
+            read -r wall user sys <<<"$out"
+            echo "$lock $n $stats $wall" >>"$rows"
+            awk -v l="$lock" -v n="$n" -v st="$stats" -v e=$exits -v w="$wall" -v u="$user" \
+                -v s="$sys" 'BEGIN {
+                printf "| %s | %d | %s | %d | %.2f | %.0f | %.0f | %.0f | %.0f |\n",
+                    l, n, st, e, w, e / w, w * 1e9 / e, u * 1e9 / e, s * 1e9 / e }'
+        done
     done
 done
+
+# With both settings run: the cost of collecting, as a share of the wall time.
+if grep -q ' on ' "$rows" && grep -q ' off ' "$rows"; then
+    printf '\n| lock | vCPUs | wall on / off | cost of statistics |\n|---|---|---|---|\n'
+    awk '{ w[$1 " " $2 " " $3] = $4; k[$1 " " $2] = 1 }
+        END { for (x in k) if ((x " on") in w && (x " off") in w) {
+            split(x, p, " "); on = w[x " on"]; off = w[x " off"]
+            printf "| %s | %s | %.2f / %.2f s | %+.1f %% |\n", p[1], p[2], on, off,
+                (on - off) * 100 / off } }' "$rows" | sort
+fi
