@@ -1,8 +1,9 @@
 #!/bin/bash
 # Exit round trip through kvmloop per lock policy and vCPU count, statistics on and off (smp-counter).
 # Usage: tools/bench/exit-roundtrip.sh [M]   (M counter writes per vCPU per region, default 20000)
-# Environment: STATS="on off" (the -stats-collect values to run), REPEAT=N (runs per row; the
-# row shows the run with the median wall time), LOCKS="bql device none", CPUS="1 2".
+# Environment: STATS="on off" (the -stats-collect values to run), REPEAT=N (runs per row,
+# alternating between the STATS values so that a change in host load hits both alike; a row
+# shows the run with its median wall time), LOCKS="bql device none", CPUS="1 2".
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${KVMLOOP_BUILD_DIR:-$root/build}
@@ -11,7 +12,8 @@ m=${1:-20000}
 k="$dir/tests/guest/smp-counter.elf"
 repeat=${REPEAT:-1}
 rows=$(mktemp)
-trap 'rm -f "$rows"' EXIT
+runs=$(mktemp)
+trap 'rm -f "$rows" "$runs"' EXIT
 
 # run LOCK N STATS: prints "wall user sys" of one run
 run() {
@@ -24,11 +26,16 @@ printf '| lock | vCPUs | stats | exits | wall s | exits/s | wall ns/exit | kvmlo
 printf '|---|---|---|---|---|---|---|---|---|\n'
 for lock in ${LOCKS:-bql device none}; do
     for n in ${CPUS:-1 2}; do
+        : >"$runs"
+        for _ in $(seq "$repeat"); do
+            for stats in ${STATS:-on off}; do
+                echo "$stats $(run "$lock" "$n" "$stats")" >>"$runs"
+            done
+        done
+        exits=$((2 * m * n))
         for stats in ${STATS:-on off}; do
-            exits=$((2 * m * n))
-            out=$(for _ in $(seq "$repeat"); do run "$lock" "$n" "$stats"; done |
+            read -r wall user sys < <(awk -v s="$stats" '$1 == s { print $2, $3, $4 }' "$runs" |
                 sort -n | sed -n "$(((repeat + 1) / 2))p")
-            read -r wall user sys <<<"$out"
             echo "$lock $n $stats $wall" >>"$rows"
             awk -v l="$lock" -v n="$n" -v st="$stats" -v e=$exits -v w="$wall" -v u="$user" \
                 -v s="$sys" 'BEGIN {
@@ -40,7 +47,8 @@ done
 
 # With both settings run: the cost of collecting, as a share of the wall time.
 if grep -q ' on ' "$rows" && grep -q ' off ' "$rows"; then
-    printf '\n| lock | vCPUs | wall on / off | cost of statistics |\n|---|---|---|---|\n'
+    printf '\n| lock | vCPUs | wall on / off (median of %d) | cost of statistics |\n' "$repeat"
+    printf '|---|---|---|---|\n'
     awk '{ w[$1 " " $2 " " $3] = $4; k[$1 " " $2] = 1 }
         END { for (x in k) if ((x " on") in w && (x " off") in w) {
             split(x, p, " "); on = w[x " on"]; off = w[x " off"]
