@@ -20,13 +20,14 @@ typedef struct KLockStats {
  * (lockstat.h), and remembers the holder's site so that a waiter can say
  * whom it waited for. Not recursive. */
 typedef struct KLock {
+    /* Everything an acquisition touches shares the mutex's cache line. */
     pthread_mutex_t mutex;
-    const char *name;
-    unsigned id;          /* lockstat lock id of @name */
-    LockSite holder_site; /* atomic: the current holder's site, read by waiters */
     /* The holder's bookkeeping, protected by @mutex. */
     int64_t acquired_ns;
     LockStatCell *hold_cell; /* NULL: this hold is not measured */
+    LockSite holder_site;    /* atomic: the current holder's site, read by waiters */
+    unsigned id;             /* lockstat lock id of @name */
+    const char *name;
 } KLock;
 
 /* Initialise @l. Locks with the same @name (not copied) share statistics,

@@ -40,7 +40,8 @@ typedef struct VcpuExit {
     VcpuExitReason reason;
     const char *region; /* IO/MMIO: name of the region (for statistics) */
     LockSite site;      /* IO/MMIO: the region's exit site; else left as it was */
-    int64_t run_end_ns; /* lockstat_now_ns() when KVM_RUN returned; 0 with statistics off */
+    bool timed;         /* in: the caller wants @run_end_ns */
+    int64_t run_end_ns; /* if @timed: lockstat_now_ns() when KVM_RUN returned */
 } VcpuExit;
 
 extern const char *const vcpu_exit_reason_names[VCPU_EXIT__MAX];

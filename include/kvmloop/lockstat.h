@@ -17,28 +17,26 @@
 #define LOCKSITE_UNKNOWN  0 /* "unknown": a thread that named no default site */
 #define LOCKSITE_OVERFLOW 1 /* "other": every name interned once the table is full */
 
-/* The run-time switch, read on every instrumented path. Default on. */
-extern int lockstat_on;
+/* What every instrumented path reads, in one cache line: internal. */
+typedef struct LockStatGlobal {
+    int on;          /* atomic: the run-time switch (default on) */
+    int clock_ready; /* atomic: the clock fields are set (lockstat_clock_slow()) */
+    bool tsc;        /* durations come from RDTSC, scaled */
+    uint64_t tsc0;
+    int64_t ns0;
+    uint64_t mult; /* ns = ticks * mult >> 32 */
+} __attribute__((aligned(64))) LockStatGlobal;
+extern LockStatGlobal lockstat_global;
+int64_t lockstat_clock_slow(void);
 
 static inline bool lockstat_enabled(void)
 {
-    return __atomic_load_n(&lockstat_on, __ATOMIC_RELAXED);
+    return __atomic_load_n(&lockstat_global.on, __ATOMIC_RELAXED);
 }
 
 /* Switch collection off or on for every thread. While off, locks only lock
  * and unlock and nothing is recorded. Any thread. */
 void lockstat_set_enabled(bool on);
-
-/* The clock, inline because exits read it three or four times: internal. */
-typedef struct LockStatClock {
-    int ready; /* atomic: the fields below are set (lockstat_clock_init()) */
-    bool tsc;  /* durations come from RDTSC, scaled */
-    uint64_t tsc0;
-    int64_t ns0;
-    uint64_t mult; /* ns = ticks * mult >> 32 */
-} LockStatClock;
-extern LockStatClock lockstat_clock;
-int64_t lockstat_clock_slow(void);
 
 /* CLOCK_MONOTONIC in nanoseconds: the clock of every duration recorded here.
  * When the kernel keeps time with the TSC (clocksource "tsc"), read from the
@@ -47,11 +45,12 @@ int64_t lockstat_clock_slow(void);
 static inline int64_t lockstat_now_ns(void)
 {
     /* Pairs with the release in lockstat_clock_slow(). */
-    if (__builtin_expect(
-            __atomic_load_n(&lockstat_clock.ready, __ATOMIC_ACQUIRE) && lockstat_clock.tsc, 1)) {
-        uint64_t ticks = __builtin_ia32_rdtsc() - lockstat_clock.tsc0;
-        return lockstat_clock.ns0 +
-               (int64_t)(((unsigned __int128)ticks * lockstat_clock.mult) >> 32);
+    if (__builtin_expect(__atomic_load_n(&lockstat_global.clock_ready, __ATOMIC_ACQUIRE) &&
+                             lockstat_global.tsc,
+                         1)) {
+        uint64_t ticks = __builtin_ia32_rdtsc() - lockstat_global.tsc0;
+        return lockstat_global.ns0 +
+               (int64_t)(((unsigned __int128)ticks * lockstat_global.mult) >> 32);
     }
     return lockstat_clock_slow();
 }

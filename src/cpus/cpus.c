@@ -13,6 +13,17 @@
 #include "kvmloop/lockstat.h"
 #include "kvmloop/rcu.h"
 
+/* What the vCPU thread counts; CpuStats is derived from it. */
+typedef struct CpuCounters {
+    uint64_t exits[VCPU_EXIT__MAX];
+    uint64_t kicks_seen;
+    uint64_t lock_wait_ns;
+    uint64_t counted;          /* exits while statistics were on */
+    uint64_t timed;            /* of which timed */
+    uint64_t run_sample_ns;    /* KVM_RUN time of the timed exits */
+    uint64_t handle_sample_ns; /* their handling time */
+} CpuCounters;
+
 typedef struct WorkItem {
     run_on_cpu_fn fn;
     void *data;
@@ -40,18 +51,19 @@ struct CpuState {
     GQueue work;
 
     /* Written only by the vCPU thread, read atomically by anyone. */
-    CpuStats stats;
+    CpuCounters stats;
     uint64_t *site_exits; /* [LOCKSTAT_MAX_SITES] */
     int times_live;       /* the thread runs: its CPU times are in /proc */
     uint64_t times_final[2];
+    uint32_t sample_rng; /* vCPU thread only: picks the timed exits */
 
     /* The values at the last cpu_stats_reset(), atomic: readers subtract them. */
-    CpuStats base;
+    CpuCounters base;
     uint64_t *site_base; /* [LOCKSTAT_MAX_SITES] */
     uint64_t times_base[2];
 };
 
-#define CPU_STATS_WORDS (sizeof(CpuStats) / sizeof(uint64_t))
+#define CPU_COUNTER_WORDS (sizeof(CpuCounters) / sizeof(uint64_t))
 
 static GPtrArray *cpu_list; /* BQL */
 static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
@@ -103,6 +115,7 @@ CpuState *cpu_new(KvmVcpu *vcpu, cpu_event_fn on_event, void *opaque)
     cpu->opaque = opaque;
     pthread_cond_init(&cpu->halt_cond, NULL);
     g_queue_init(&cpu->work);
+    cpu->sample_rng = 0x9e3779b9u * (uint32_t)(cpu->index + 1);
     cpu->site_exits = g_new0(uint64_t, LOCKSTAT_MAX_SITES);
     cpu->site_base = g_new0(uint64_t, LOCKSTAT_MAX_SITES);
     if (!cpu_list) {
@@ -142,11 +155,25 @@ static void stats_since_reset(uint64_t *out, const uint64_t *cur, const uint64_t
     }
 }
 
+/* @sample scaled from @timed exits to @counted. */
+static uint64_t scale_sample(uint64_t sample, uint64_t timed, uint64_t counted)
+{
+    return timed ? (uint64_t)((unsigned __int128)sample * counted / timed) : 0;
+}
+
 CpuStats cpu_stats(const CpuState *cpu)
 {
-    CpuStats s;
-    stats_since_reset((uint64_t *)&s, (const uint64_t *)&cpu->stats, (const uint64_t *)&cpu->base,
-                      CPU_STATS_WORDS);
+    CpuCounters c;
+    stats_since_reset((uint64_t *)&c, (const uint64_t *)&cpu->stats, (const uint64_t *)&cpu->base,
+                      CPU_COUNTER_WORDS);
+    CpuStats s = {
+        .kicks_seen = c.kicks_seen,
+        .lock_wait_ns = c.lock_wait_ns,
+        .timed_exits = c.timed,
+        .run_ns = scale_sample(c.run_sample_ns, c.timed, c.counted),
+        .handle_ns = scale_sample(c.handle_sample_ns, c.timed, c.counted),
+    };
+    memcpy(s.exits, c.exits, sizeof(s.exits));
     return s;
 }
 
@@ -212,7 +239,7 @@ bool cpu_thread_times(const CpuState *cpu, uint64_t *user_ns, uint64_t *sys_ns)
 void cpu_stats_reset(CpuState *cpu)
 {
     uint64_t *cur = (uint64_t *)&cpu->stats, *base = (uint64_t *)&cpu->base;
-    for (unsigned i = 0; i < CPU_STATS_WORDS; i++) {
+    for (unsigned i = 0; i < CPU_COUNTER_WORDS; i++) {
         __atomic_store_n(&base[i], __atomic_load_n(&cur[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
     }
     for (unsigned i = 0; i < LOCKSTAT_MAX_SITES; i++) {
@@ -255,38 +282,51 @@ void cpu_kick(CpuState *cpu)
     }
 }
 
-/* Split the time since @*last between KVM_RUN and exit handling, and count
- * the exit by site. @*last is 0 when the previous step was not timed. */
-static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, int64_t *last)
+/* Whether to time the next exit: true one time in CPU_TIMED_EXIT_RATE, at
+ * random (xorshift), so that no periodic pattern in the guest's exits can
+ * line up with the choice. vCPU thread. */
+static bool cpu_time_next_exit(CpuState *cpu)
 {
-    int64_t now = lockstat_now_ns();
-    if (*last) {
-        stat_add(&cpu->stats.run_ns, (uint64_t)(ex->run_end_ns - *last));
-    }
-    stat_add(&cpu->stats.handle_ns, (uint64_t)(now - ex->run_end_ns));
-    *last = now;
+    uint32_t x = cpu->sample_rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    cpu->sample_rng = x;
+    return x % CPU_TIMED_EXIT_RATE == 0;
+}
+
+/* Count an exit made with statistics on by site and, if it was timed from
+ * @start, split its time between KVM_RUN and its handling. */
+static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, int64_t start)
+{
+    stat_inc(&cpu->stats.counted);
     if (ex->site != LOCKSITE_UNKNOWN && ex->site < LOCKSTAT_MAX_SITES) {
         stat_inc(&cpu->site_exits[ex->site]);
+    }
+    if (ex->timed) {
+        int64_t now = lockstat_now_ns();
+        stat_inc(&cpu->stats.timed);
+        stat_add(&cpu->stats.run_sample_ns, (uint64_t)(ex->run_end_ns - start));
+        stat_add(&cpu->stats.handle_sample_ns, (uint64_t)(now - ex->run_end_ns));
     }
 }
 
 /* Run the guest until an exit that needs the BQL-side loop. No lock held. */
 static VcpuVerdict cpu_exec(CpuState *cpu)
 {
-    int64_t last = lockstat_enabled() ? lockstat_now_ns() : 0;
     for (;;) {
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_SEQ_CST)) {
             __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_SEQ_CST);
             stat_inc(&cpu->stats.kicks_seen);
             return VCPU_INTERRUPTED;
         }
-        VcpuExit ex = {.site = LOCKSITE_UNKNOWN};
+        bool stats = lockstat_enabled();
+        VcpuExit ex = {.site = LOCKSITE_UNKNOWN, .timed = stats && cpu_time_next_exit(cpu)};
+        int64_t start = ex.timed ? lockstat_now_ns() : 0;
         VcpuVerdict v = kvm_vcpu_exec(cpu->vcpu, &ex);
         stat_inc(&cpu->stats.exits[ex.reason]);
-        if (ex.run_end_ns) {
-            cpu_account_exit(cpu, &ex, &last);
-        } else {
-            last = 0;
+        if (stats) {
+            cpu_account_exit(cpu, &ex, start);
         }
         if (v != VCPU_CONTINUE && v != VCPU_INTERRUPTED) {
             return v;

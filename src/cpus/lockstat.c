@@ -6,8 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-int lockstat_on = 1;
-
 /* Counters live in entries of a thread's block, found by a 32-bit key:
  * kind (2 bits) | lock (8) | site (10) | holder site (10). */
 enum {
@@ -16,17 +14,21 @@ enum {
     KIND_ACCESS = 3, /* (site): accesses, bql_accesses */
 };
 
-#define LOCK_VALUES   (sizeof(LockStatCounters) / sizeof(uint64_t))
+/* A KIND_LOCK entry's values. Not LockStatCounters' layout: what every
+ * acquisition touches comes first, within the entry's first cache lines.
+ * An uncontended acquisition only counts itself; its bucket-0 wait is
+ * added when a snapshot is taken (acquisitions - contended). */
+enum {
+    V_ACQ,
+    V_CONTENDED,
+    V_WAIT_NS,
+    V_HOLD_NS,
+    V_HOLD_HIST,
+    V_WAIT_HIST = V_HOLD_HIST + LOCKSTAT_BUCKETS, /* contended acquisitions only */
+    LOCK_VALUES = V_WAIT_HIST + LOCKSTAT_BUCKETS,
+};
 #define HOLDER_VALUES 2
 #define ACCESS_VALUES 2
-
-/* Offsets into a KIND_LOCK entry's values: the layout of LockStatCounters. */
-#define V_ACQ       (offsetof(LockStatCounters, acquisitions) / sizeof(uint64_t))
-#define V_CONTENDED (offsetof(LockStatCounters, contended) / sizeof(uint64_t))
-#define V_WAIT_NS   (offsetof(LockStatCounters, wait_ns) / sizeof(uint64_t))
-#define V_HOLD_NS   (offsetof(LockStatCounters, hold_ns) / sizeof(uint64_t))
-#define V_WAIT_HIST (offsetof(LockStatCounters, wait_hist) / sizeof(uint64_t))
-#define V_HOLD_HIST (offsetof(LockStatCounters, hold_hist) / sizeof(uint64_t))
 
 G_STATIC_ASSERT(LOCKSTAT_MAX_SITES <= 1024 && LOCKSTAT_MAX_LOCKS <= 256);
 
@@ -68,6 +70,13 @@ static struct {
 
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static __thread StatBlock *self;
+/* A few recently used entries of @self, so that an exit usually finds its
+ * counters without touching the block's index. */
+#define TCACHE_SIZE 4
+static __thread struct {
+    uint32_t key[TCACHE_SIZE];
+    StatEntry *entry[TCACHE_SIZE];
+} tcache;
 static __thread LockSite thread_site;
 static __thread uint64_t *thread_wait_counter;
 
@@ -83,7 +92,7 @@ static inline void stat_add(uint64_t *p, uint64_t n)
  * keeps time with the TSC (clocksource "tsc": invariant and synchronised
  * across CPUs) durations are read from it directly. */
 
-LockStatClock lockstat_clock;
+LockStatGlobal lockstat_global = {.on = 1};
 static pthread_once_t clk_once = PTHREAD_ONCE_INIT;
 
 static int64_t monotonic_ns(void)
@@ -119,7 +128,7 @@ static void clock_pair(int64_t *ns, uint64_t *tsc)
 
 static void clock_calibrate(void)
 {
-    LockStatClock *c = &lockstat_clock;
+    LockStatGlobal *c = &lockstat_global;
     if (kernel_uses_tsc()) {
         int64_t n0, n1;
         uint64_t t0, t1;
@@ -137,13 +146,13 @@ static void clock_calibrate(void)
         }
     }
     /* Pairs with the acquire in lockstat_now_ns(). */
-    __atomic_store_n(&c->ready, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->clock_ready, 1, __ATOMIC_RELEASE);
 }
 
 int64_t lockstat_clock_slow(void)
 {
     pthread_once(&clk_once, clock_calibrate);
-    if (lockstat_clock.tsc) {
+    if (lockstat_global.tsc) {
         return lockstat_now_ns();
     }
     return monotonic_ns();
@@ -151,7 +160,7 @@ int64_t lockstat_clock_slow(void)
 
 void lockstat_set_enabled(bool on)
 {
-    __atomic_store_n(&lockstat_on, on ? 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&lockstat_global.on, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 unsigned lockstat_bucket(uint64_t ns)
@@ -354,7 +363,7 @@ static StatEntry *block_add_entry(StatBlock *b, uint32_t key)
 }
 
 /* The calling thread's entry for @key, created on first use. */
-static StatEntry *entry_self(uint32_t key)
+static StatEntry *entry_lookup(uint32_t key)
 {
     StatBlock *b = self;
     if (G_UNLIKELY(!b)) {
@@ -370,6 +379,18 @@ static StatEntry *entry_self(uint32_t key)
             return block_add_entry(b, key);
         }
     }
+}
+
+static inline StatEntry *entry_self(uint32_t key)
+{
+    unsigned i = key % TCACHE_SIZE;
+    if (G_LIKELY(tcache.key[i] == key)) {
+        return tcache.entry[i];
+    }
+    StatEntry *e = entry_lookup(key);
+    tcache.key[i] = key;
+    tcache.entry[i] = e;
+    return e;
 }
 
 static void sum_into(GHashTable *acc, uint32_t key, const uint64_t *v, unsigned n, bool atomic)
@@ -402,6 +423,7 @@ static void block_retire(void *arg)
     g_free(b->slots);
     g_free(b);
     self = NULL;
+    memset(&tcache, 0, sizeof(tcache));
 }
 
 /* ---- Recording ---------------------------------------------------------------- */
@@ -415,12 +437,12 @@ void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_n
 {
     uint64_t *v = cell->e.v;
     stat_add(&v[V_ACQ], 1);
-    stat_add(&v[V_WAIT_HIST + lockstat_bucket(wait_ns)], 1);
     if (!contended) {
         return;
     }
     stat_add(&v[V_CONTENDED], 1);
     stat_add(&v[V_WAIT_NS], wait_ns);
+    stat_add(&v[V_WAIT_HIST + lockstat_bucket(wait_ns)], 1);
     uint32_t k = cell->e.key;
     StatEntry *h = entry_self(key_make(KIND_HOLDER, key_lock(k), key_site(k), holder));
     stat_add(&h->v[0], 1);
@@ -502,7 +524,13 @@ static void snapshot_add(LockStatSnapshot *s, uint32_t key, const uint64_t *v)
     switch (key_kind(key)) {
     case KIND_LOCK: {
         LockStatLockEntry e = {.lock = key_lock(key), .site = key_site(key)};
-        memcpy(&e.c, v, sizeof(e.c));
+        e.c.acquisitions = v[V_ACQ];
+        e.c.contended = v[V_CONTENDED];
+        e.c.wait_ns = v[V_WAIT_NS];
+        e.c.hold_ns = v[V_HOLD_NS];
+        memcpy(e.c.hold_hist, &v[V_HOLD_HIST], sizeof(e.c.hold_hist));
+        memcpy(e.c.wait_hist, &v[V_WAIT_HIST], sizeof(e.c.wait_hist));
+        e.c.wait_hist[0] += e.c.acquisitions - MIN(e.c.contended, e.c.acquisitions);
         if (e.c.acquisitions || e.c.hold_ns) {
             g_array_append_val(s->locks, e);
         }
@@ -576,7 +604,7 @@ static void counters_add(LockStatCounters *dst, const LockStatCounters *src)
 {
     uint64_t *d = (uint64_t *)dst;
     const uint64_t *a = (const uint64_t *)src;
-    for (unsigned i = 0; i < LOCK_VALUES; i++) {
+    for (unsigned i = 0; i < sizeof(*dst) / sizeof(uint64_t); i++) {
         d[i] += a[i];
     }
 }

@@ -177,7 +177,10 @@ void stats_print(Machine *m, FILE *f)
         }
     }
 
-    fprintf(f, "vCPUs (wall ms while collection is on; CPU time at clock-tick resolution)\n");
+    fprintf(f,
+            "vCPUs (wall ms while collection is on, estimated from 1 exit in %d; CPU time at "
+            "clock-tick resolution)\n",
+            CPU_TIMED_EXIT_RATE);
     fprintf(f, "  %4s %10s %12s %12s %12s %9s %9s %12s\n", "vcpu", "exits", "KVM_RUN ms",
             "kvmloop ms", "lock wait ms", "user ms", "sys ms", "user ns/exit");
     g_autofree uint64_t *by_site = g_new(uint64_t, LOCKSTAT_MAX_SITES);
@@ -294,6 +297,7 @@ static void json_cpu(JsonBuilder *b, CpuState *cpu, uint64_t *by_site)
     json_builder_end_object(b);
     json_member_int(b, "exits_total", total);
     json_member_int(b, "kicks_seen", st.kicks_seen);
+    json_member_int(b, "timed_exits", st.timed_exits);
     json_member_int(b, "run_ns", st.run_ns);
     json_member_int(b, "handle_ns", st.handle_ns);
     json_member_int(b, "lock_wait_ns", st.lock_wait_ns);

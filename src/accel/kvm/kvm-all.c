@@ -353,7 +353,9 @@ VcpuVerdict kvm_vcpu_exec(KvmVcpu *v, VcpuExit *out)
 
     out->region = NULL;
     int r = kvm_ioctl(v->fd, KVM_RUN, NULL);
-    out->run_end_ns = lockstat_enabled() ? lockstat_now_ns() : 0;
+    if (out->timed) {
+        out->run_end_ns = lockstat_now_ns();
+    }
     /* Pairs with kvm_vcpu_request_exit(): clear, then the caller looks at its
      * exit request flag. */
     __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
