@@ -98,9 +98,14 @@ LockStatCell *lockstat_cell(unsigned lock, LockSite site);
  * lock when the wait began. Thread of lockstat_cell(). */
 void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_ns, LockSite holder);
 void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns);
-/* One access to the region of exit site @site, @with_bql if the BQL was held
- * for it. Any thread (its own counters). */
+/* Region accesses are counted where that costs least: an access that takes
+ * a lock is that lock's acquisition at the region's exit site. The others
+ * (no lock, or the BQL already held by the caller, @with_bql) are counted
+ * here, and so is an acquisition at @site given up because the region's
+ * policy changed meanwhile (a retry; @bql if it was the BQL). Any thread
+ * (its own counters). */
 void lockstat_record_access(LockSite site, bool with_bql);
+void lockstat_record_retry(LockSite site, bool bql);
 
 /* ---- Reading ----------------------------------------------------------- */
 
@@ -128,11 +133,20 @@ typedef struct LockStatHolderEntry {
     uint64_t wait_ns;
 } LockStatHolderEntry;
 
+/* What lockstat_record_access() and lockstat_record_retry() counted. */
 typedef struct LockStatAccessEntry {
     LockSite site;
-    uint64_t accesses;
-    uint64_t bql_accesses;
+    uint64_t unlocked;     /* accesses that took no lock themselves */
+    uint64_t unlocked_bql; /* of which with the BQL held */
+    uint64_t retries;
+    uint64_t bql_retries;
 } LockStatAccessEntry;
+
+/* The accesses of a region. */
+typedef struct LockStatAccesses {
+    uint64_t accesses;
+    uint64_t bql_accesses; /* made with the BQL held */
+} LockStatAccesses;
 
 /* Everything recorded since the last reset, summed over all threads. Entries
  * with all-zero counters are left out. */
@@ -158,7 +172,9 @@ LockStatCounters lockstat_snapshot_lock_total(const LockStatSnapshot *s, unsigne
 /* Total wait of @site for @lock charged to @holder; *@waits (may be NULL) gets the count. */
 uint64_t lockstat_snapshot_wait_by(const LockStatSnapshot *s, unsigned lock, LockSite site,
                                    LockSite holder, uint64_t *waits);
-LockStatAccessEntry lockstat_snapshot_access(const LockStatSnapshot *s, LockSite site);
+/* The accesses of the region of exit site @site: acquisitions of any lock
+ * at @site, plus unlocked accesses, less retries. @bql is the BQL's lock id. */
+LockStatAccesses lockstat_snapshot_access(const LockStatSnapshot *s, LockSite site, unsigned bql);
 
 /* Start counting from zero: later snapshots show only what happens after
  * this call. Exact even while other threads record (it stores a baseline

@@ -18,8 +18,7 @@ typedef struct CpuCounters {
     uint64_t exits[VCPU_EXIT__MAX];
     uint64_t kicks_seen;
     uint64_t lock_wait_ns;
-    uint64_t counted;          /* exits while statistics were on */
-    uint64_t timed;            /* of which timed */
+    uint64_t timed;            /* exits timed while statistics were on */
     uint64_t run_sample_ns;    /* KVM_RUN time of the timed exits */
     uint64_t handle_sample_ns; /* their handling time */
 } CpuCounters;
@@ -155,12 +154,6 @@ static void stats_since_reset(uint64_t *out, const uint64_t *cur, const uint64_t
     }
 }
 
-/* @sample scaled from @timed exits to @counted. */
-static uint64_t scale_sample(uint64_t sample, uint64_t timed, uint64_t counted)
-{
-    return timed ? (uint64_t)((unsigned __int128)sample * counted / timed) : 0;
-}
-
 CpuStats cpu_stats(const CpuState *cpu)
 {
     CpuCounters c;
@@ -170,8 +163,9 @@ CpuStats cpu_stats(const CpuState *cpu)
         .kicks_seen = c.kicks_seen,
         .lock_wait_ns = c.lock_wait_ns,
         .timed_exits = c.timed,
-        .run_ns = scale_sample(c.run_sample_ns, c.timed, c.counted),
-        .handle_ns = scale_sample(c.handle_sample_ns, c.timed, c.counted),
+        /* Each exit was timed with probability 1 / CPU_TIMED_EXIT_RATE. */
+        .run_ns = c.run_sample_ns * CPU_TIMED_EXIT_RATE,
+        .handle_ns = c.handle_sample_ns * CPU_TIMED_EXIT_RATE,
     };
     memcpy(s.exits, c.exits, sizeof(s.exits));
     return s;
@@ -299,7 +293,6 @@ static bool cpu_time_next_exit(CpuState *cpu)
  * @start, split its time between KVM_RUN and its handling. */
 static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, int64_t start)
 {
-    stat_inc(&cpu->stats.counted);
     if (ex->site != LOCKSITE_UNKNOWN && ex->site < LOCKSTAT_MAX_SITES) {
         stat_inc(&cpu->site_exits[ex->site]);
     }

@@ -3,6 +3,7 @@
 #include "kvmloop/lockstat.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,7 +12,7 @@
 enum {
     KIND_LOCK = 1,   /* (lock, site): LockStatCounters */
     KIND_HOLDER = 2, /* (lock, site, holder): waits, wait_ns */
-    KIND_ACCESS = 3, /* (site): accesses, bql_accesses */
+    KIND_ACCESS = 3, /* (site): LockStatAccessEntry's counters */
 };
 
 /* A KIND_LOCK entry's values. Not LockStatCounters' layout: what every
@@ -28,7 +29,7 @@ enum {
     LOCK_VALUES = V_WAIT_HIST + LOCKSTAT_BUCKETS,
 };
 #define HOLDER_VALUES 2
-#define ACCESS_VALUES 2
+#define ACCESS_VALUES 4
 
 G_STATIC_ASSERT(LOCKSTAT_MAX_SITES <= 1024 && LOCKSTAT_MAX_LOCKS <= 256);
 
@@ -341,7 +342,13 @@ static void block_insert_slot(StatBlock *b, StatEntry *e)
 static StatEntry *block_add_entry(StatBlock *b, uint32_t key)
 {
     unsigned nvals = kind_values(key_kind(key));
-    StatEntry *e = g_malloc0(sizeof(StatEntry) + nvals * sizeof(uint64_t));
+    size_t size = sizeof(StatEntry) + nvals * sizeof(uint64_t);
+    void *mem;
+    /* Line-aligned: an acquisition's counters then span two cache lines. */
+    if (posix_memalign(&mem, 64, size) != 0) {
+        g_error("out of memory for lock statistics");
+    }
+    StatEntry *e = memset(mem, 0, size);
     e->key = key;
     e->nvals = nvals;
     e->next = b->head;
@@ -418,7 +425,7 @@ static void block_retire(void *arg)
     pthread_mutex_unlock(&registry.lock);
     for (StatEntry *e = b->head, *next; e; e = next) {
         next = e->next;
-        g_free(e);
+        free(e);
     }
     g_free(b->slots);
     g_free(b);
@@ -465,6 +472,15 @@ void lockstat_record_access(LockSite site, bool with_bql)
     stat_add(&e->v[0], 1);
     if (with_bql) {
         stat_add(&e->v[1], 1);
+    }
+}
+
+void lockstat_record_retry(LockSite site, bool bql)
+{
+    StatEntry *e = entry_self(key_make(KIND_ACCESS, 0, site, 0));
+    stat_add(&e->v[2], 1);
+    if (bql) {
+        stat_add(&e->v[3], 1);
     }
 }
 
@@ -548,8 +564,12 @@ static void snapshot_add(LockStatSnapshot *s, uint32_t key, const uint64_t *v)
         break;
     }
     case KIND_ACCESS: {
-        LockStatAccessEntry e = {.site = key_site(key), .accesses = v[0], .bql_accesses = v[1]};
-        if (e.accesses) {
+        LockStatAccessEntry e = {.site = key_site(key),
+                                 .unlocked = v[0],
+                                 .unlocked_bql = v[1],
+                                 .retries = v[2],
+                                 .bql_retries = v[3]};
+        if (e.unlocked || e.retries) {
             g_array_append_val(s->accesses, e);
         }
         break;
@@ -652,15 +672,28 @@ uint64_t lockstat_snapshot_wait_by(const LockStatSnapshot *s, unsigned lock, Loc
     return 0;
 }
 
-LockStatAccessEntry lockstat_snapshot_access(const LockStatSnapshot *s, LockSite site)
+LockStatAccesses lockstat_snapshot_access(const LockStatSnapshot *s, LockSite site, unsigned bql)
 {
+    uint64_t all = 0, with_bql = 0, retries = 0, bql_retries = 0;
+    for (guint i = 0; i < s->locks->len; i++) {
+        const LockStatLockEntry *e = &g_array_index(s->locks, LockStatLockEntry, i);
+        if (e->site == site) {
+            all += e->c.acquisitions;
+            with_bql += e->lock == bql ? e->c.acquisitions : 0;
+        }
+    }
     for (guint i = 0; i < s->accesses->len; i++) {
         const LockStatAccessEntry *e = &g_array_index(s->accesses, LockStatAccessEntry, i);
         if (e->site == site) {
-            return *e;
+            all += e->unlocked;
+            with_bql += e->unlocked_bql;
+            retries = e->retries;
+            bql_retries = e->bql_retries;
         }
     }
-    return (LockStatAccessEntry){.site = site};
+    /* A retry's acquisition may predate a reset: never go below zero. */
+    return (LockStatAccesses){.accesses = all - MIN(retries, all),
+                              .bql_accesses = with_bql - MIN(bql_retries, with_bql)};
 }
 
 /* Make the current totals of every key (@lock < 0) or of @lock's keys the

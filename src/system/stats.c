@@ -155,7 +155,7 @@ typedef struct RegionPrint {
 static void print_region(MemoryRegion *mr, void *opaque)
 {
     RegionPrint *rp = opaque;
-    LockStatAccessEntry a = lockstat_snapshot_access(rp->s, mr->site);
+    LockStatAccesses a = lockstat_snapshot_access(rp->s, mr->site, bql_klock()->id);
     fprintf(rp->f, "  %-28s %-7s %-7s %12" G_GUINT64_FORMAT " %12" G_GUINT64_FORMAT "\n", mr->name,
             rp->space, lock_policy_name(memory_region_lock_policy(mr)), a.accesses, a.bql_accesses);
 }
@@ -337,7 +337,7 @@ static void json_region(MemoryRegion *mr, void *opaque)
 {
     RegionJson *rj = opaque;
     JsonBuilder *b = rj->b;
-    LockStatAccessEntry a = lockstat_snapshot_access(rj->s, mr->site);
+    LockStatAccesses a = lockstat_snapshot_access(rj->s, mr->site, bql_klock()->id);
     json_builder_begin_object(b);
     json_member_str(b, "name", mr->name);
     json_member_str(b, "space", rj->space);

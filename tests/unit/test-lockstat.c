@@ -120,6 +120,7 @@ static void test_intern_overflow(void)
 typedef struct Worker {
     KLock *lock;
     LockSite site;
+    LockSite access_site;
     pthread_barrier_t *done; /* all workers finished counting */
     pthread_barrier_t *go;   /* the main thread has checked: exit */
 } Worker;
@@ -130,7 +131,7 @@ static void *worker_fn(void *arg)
     for (int i = 0; i < ROUNDS; i++) {
         klock_lock_site(w->lock, w->site);
         klock_unlock(w->lock);
-        lockstat_record_access(w->site, i % 2 == 0);
+        lockstat_record_access(w->access_site, i % 2 == 0);
     }
     pthread_barrier_wait(w->done);
     pthread_barrier_wait(w->go);
@@ -146,9 +147,13 @@ static void check_worker_totals(unsigned lock, const Worker *w)
         g_assert_cmpuint(hist_sum(c.wait_hist), ==, ROUNDS);
         g_assert_cmpuint(hist_sum(c.hold_hist), ==, ROUNDS);
         g_assert_cmpuint(c.contended, <=, ROUNDS);
-        LockStatAccessEntry a = lockstat_snapshot_access(s, w[i].site);
+        LockStatAccesses a = lockstat_snapshot_access(s, w[i].access_site, lock);
         g_assert_cmpuint(a.accesses, ==, ROUNDS);
         g_assert_cmpuint(a.bql_accesses, ==, ROUNDS / 2);
+        /* Acquisitions at a site count as accesses too, of the BQL if it is @lock. */
+        a = lockstat_snapshot_access(s, w[i].site, lock);
+        g_assert_cmpuint(a.accesses, ==, ROUNDS);
+        g_assert_cmpuint(a.bql_accesses, ==, ROUNDS);
     }
     LockStatCounters t = lockstat_snapshot_lock_total(s, lock);
     g_assert_cmpuint(t.acquisitions, ==, THREADS * ROUNDS);
@@ -178,7 +183,12 @@ static void test_threads(void)
     pthread_barrier_init(&go, NULL, THREADS + 1);
     for (int i = 0; i < THREADS; i++) {
         g_autofree char *name = g_strdup_printf("worker%d", i);
-        w[i] = (Worker){.lock = &l, .site = lockstat_site_intern(name), .done = &done, .go = &go};
+        g_autofree char *access = g_strdup_printf("worker%d-access", i);
+        w[i] = (Worker){.lock = &l,
+                        .site = lockstat_site_intern(name),
+                        .access_site = lockstat_site_intern(access),
+                        .done = &done,
+                        .go = &go};
         g_assert_cmpint(pthread_create(&t[i], NULL, worker_fn, &w[i]), ==, 0);
     }
     pthread_barrier_wait(&done);
@@ -398,7 +408,7 @@ static void test_reset(void)
     {
         g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
         g_assert_cmpuint(lockstat_snapshot_get(s, l.id, site).acquisitions, ==, 0);
-        g_assert_cmpuint(lockstat_snapshot_access(s, site).accesses, ==, 0);
+        g_assert_cmpuint(lockstat_snapshot_access(s, site, l.id).accesses, ==, 0);
         g_assert_cmpuint(s->locks->len, ==, 0);
         g_assert_cmpuint(s->holders->len, ==, 0);
         g_assert_cmpuint(s->accesses->len, ==, 0);

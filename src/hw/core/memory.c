@@ -157,8 +157,8 @@ bool memory_region_set_lock_policy(MemoryRegion *mr, LockPolicy p, GError **errp
 MemoryRegionStats memory_region_stats(const MemoryRegion *mr)
 {
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
-    LockStatAccessEntry e = lockstat_snapshot_access(s, mr->site);
-    return (MemoryRegionStats){.accesses = e.accesses, .bql_accesses = e.bql_accesses};
+    LockStatAccesses a = lockstat_snapshot_access(s, mr->site, bql_klock()->id);
+    return (MemoryRegionStats){.accesses = a.accesses, .bql_accesses = a.bql_accesses};
 }
 
 static FlatView *flat_view_new(unsigned nr)
@@ -391,13 +391,17 @@ int address_space_rw_named(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned
         }
         if (locked) {
             region_unlock(mr, p, took_bql);
+            if ((took_bql || p == LOCK_POLICY_DEVICE) && lockstat_enabled()) {
+                lockstat_record_retry(mr->site, took_bql);
+            }
         }
     }
     region_access(mr, addr - mr->base, data, size, is_write, chunk);
     if (locked) {
         region_unlock(mr, p, took_bql);
     }
-    if (lockstat_enabled()) {
+    /* An access that took a lock was counted as its acquisition. */
+    if (!took_bql && p != LOCK_POLICY_DEVICE && lockstat_enabled()) {
         lockstat_record_access(mr->site, p == LOCK_POLICY_BQL);
     }
     rcu_read_leave();
