@@ -26,9 +26,9 @@ typedef struct VmConfig {
     GPtrArray *devices; /* char *: -device specs */
     bool no_reboot;
     bool nographic;
-    bool stats;         /* -stats: print the tables at the end */
-    char *stats_file;   /* -stats-file: JSON at start-up, on SIGUSR1 and at the end */
-    bool stats_collect; /* -stats-collect on|off (default on) */
+    bool stats;        /* -stats: print the tables at the end */
+    char *stats_file;  /* -stats-file: JSON at start-up, on SIGUSR1 and at the end */
+    int stats_collect; /* LockStatMode: -stats-collect on|full|off (default on) */
     bool help;
     bool version;
 } VmConfig;

@@ -17,20 +17,16 @@ typedef void (*cpu_event_fn)(void *opaque, CpuState *cpu, VcpuVerdict verdict);
 /* The kick signal: SIGUSR2 (SIGUSR1 is left for users). */
 #define SIG_IPI SIGUSR2
 
-/* One exit in CPU_TIMED_EXIT_RATE, chosen at random, has its wall time
- * measured: timing every exit would cost two more clock reads per exit. */
-#define CPU_TIMED_EXIT_RATE 8
-
 /* A vCPU's counters since cpu_new() or its last cpu_stats_reset(). */
 typedef struct CpuStats {
     uint64_t exits[VCPU_EXIT__MAX];
     uint64_t kicks_seen; /* returns to the outer loop because of an exit request */
     /* Counted only while statistics are on (lockstat_enabled()). */
     uint64_t lock_wait_ns; /* waiting for any lock, on this vCPU's thread */
-    uint64_t timed_exits;  /* exits whose wall time was measured */
+    uint64_t timed_exits;  /* exits whose wall time was measured (lockstat_sample()) */
     /* Wall time inside KVM_RUN, and in kvmloop from KVM_RUN's return to the
-     * next entry (exit handling), over every exit made while statistics
-     * were on: estimated from the timed exits. */
+     * next entry (exit handling): exact with LOCKSTAT_FULL, else estimated
+     * from the timed exits. */
     uint64_t run_ns;
     uint64_t handle_ns;
 } CpuStats;

@@ -24,8 +24,9 @@ typedef struct KLock {
     pthread_mutex_t mutex;
     /* The holder's bookkeeping, protected by @mutex. */
     int64_t acquired_ns;
-    LockStatCell *hold_cell; /* NULL: this hold is not measured */
+    LockStatCell *hold_cell; /* NULL: this hold is not timed */
     LockSite holder_site;    /* atomic: the current holder's site, read by waiters */
+    unsigned hold_weight;    /* lockstat_sample() of a timed hold */
     unsigned id;             /* lockstat lock id of @name */
     const char *name;
 } KLock;
@@ -35,7 +36,9 @@ typedef struct KLock {
 void klock_init(KLock *l, const char *name);
 void klock_destroy(KLock *l);
 /* Take @l on behalf of @site. With statistics off this is
- * pthread_mutex_lock() and two stores. Any thread. */
+ * pthread_mutex_lock() and a store; sampled (the default), an uncontended
+ * acquisition whose hold is not chosen for timing adds a trylock and a
+ * counter, no clock read. Any thread. */
 void klock_lock_site(KLock *l, LockSite site);
 /* Take @l on behalf of the calling thread's default site
  * (lockstat_thread_set_site()). */

@@ -17,9 +17,24 @@
 #define LOCKSITE_UNKNOWN  0 /* "unknown": a thread that named no default site */
 #define LOCKSITE_OVERFLOW 1 /* "other": every name interned once the table is full */
 
+/* How much is collected. */
+typedef enum {
+    LOCKSTAT_OFF,     /* locks only lock; nothing is recorded */
+    LOCKSTAT_SAMPLED, /* everything counted; 1 in LOCKSTAT_SAMPLE_RATE holds and exits timed */
+    LOCKSTAT_FULL,    /* every hold and every exit timed */
+} LockStatMode;
+
+/* With LOCKSTAT_SAMPLED, one uncontended hold in this many (chosen at
+ * random), every hold that follows a wait, and one exit in this many have
+ * their duration measured; each measured one is counted this many times
+ * (its inverse probability), so totals and histograms are unbiased
+ * estimates. Counts of acquisitions, contention, waits and exits are exact. */
+#define LOCKSTAT_SAMPLE_RATE 8
+
 /* What every instrumented path reads, in one cache line: internal. */
 typedef struct LockStatGlobal {
-    int on;          /* atomic: the run-time switch (default on) */
+    int on;          /* atomic: mode != LOCKSTAT_OFF */
+    unsigned rate;   /* atomic: 1 (full) or LOCKSTAT_SAMPLE_RATE */
     int clock_ready; /* atomic: the clock fields are set (lockstat_clock_slow()) */
     bool tsc;        /* durations come from RDTSC, scaled */
     uint64_t tsc0;
@@ -34,9 +49,37 @@ static inline bool lockstat_enabled(void)
     return __atomic_load_n(&lockstat_global.on, __ATOMIC_RELAXED);
 }
 
-/* Switch collection off or on for every thread. While off, locks only lock
- * and unlock and nothing is recorded. Any thread. */
+/* Set the mode for every thread (default LOCKSTAT_SAMPLED). Any thread. */
+void lockstat_set_mode(LockStatMode mode);
+LockStatMode lockstat_mode(void);
+/* lockstat_set_mode(@on ? LOCKSTAT_SAMPLED : LOCKSTAT_OFF). */
 void lockstat_set_enabled(bool on);
+
+/* The calling thread's sampling state: internal. */
+extern __thread uint32_t lockstat_rng;
+uint32_t lockstat_rng_seed(void);
+
+/* Whether to time the next hold or exit: 0 for no, else the weight to count
+ * it with (1 in full mode, LOCKSTAT_SAMPLE_RATE for the one in that many
+ * chosen at random). Calling thread's state, no lock. */
+static inline unsigned lockstat_sample(void)
+{
+    unsigned rate = __atomic_load_n(&lockstat_global.rate, __ATOMIC_RELAXED);
+    if (rate <= 1) {
+        return 1;
+    }
+    /* xorshift32: random enough that no periodic pattern in a guest's
+     * exits can line up with the choice. */
+    uint32_t x = lockstat_rng;
+    if (__builtin_expect(x == 0, 0)) {
+        x = lockstat_rng_seed();
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    lockstat_rng = x;
+    return (x & (rate - 1)) == 0 ? rate : 0;
+}
 
 /* CLOCK_MONOTONIC in nanoseconds: the clock of every duration recorded here.
  * When the kernel keeps time with the TSC (clocksource "tsc"), read from the
@@ -97,7 +140,8 @@ LockStatCell *lockstat_cell(unsigned lock, LockSite site);
  * free). A contended one is also charged to @holder, the site that held the
  * lock when the wait began. Thread of lockstat_cell(). */
 void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_ns, LockSite holder);
-void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns);
+/* A timed hold, counted @weight times (lockstat_sample()). */
+void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns, unsigned weight);
 /* Region accesses are counted where that costs least: an access that takes
  * a lock is that lock's acquisition at the region's exit site. The others
  * (no lock, or the BQL already held by the caller, @with_bql) are counted
@@ -111,11 +155,12 @@ void lockstat_record_retry(LockSite site, bool bql);
 
 typedef struct LockStatCounters {
     uint64_t acquisitions;
-    uint64_t contended; /* acquisitions that found the lock taken */
-    uint64_t wait_ns;   /* total wait of the contended ones */
-    uint64_t hold_ns;
+    uint64_t contended;                   /* acquisitions that found the lock taken */
+    uint64_t wait_ns;                     /* total wait of the contended ones */
     uint64_t wait_hist[LOCKSTAT_BUCKETS]; /* every acquisition; uncontended ones in bucket 0 */
-    uint64_t hold_hist[LOCKSTAT_BUCKETS];
+    uint64_t timed_holds;                 /* holds whose duration was measured */
+    uint64_t hold_ns;                     /* total hold time: exact in full mode, else estimated */
+    uint64_t hold_hist[LOCKSTAT_BUCKETS]; /* holds per bucket, the same way */
 } LockStatCounters;
 
 typedef struct LockStatLockEntry {
@@ -151,7 +196,7 @@ typedef struct LockStatAccesses {
 /* Everything recorded since the last reset, summed over all threads. Entries
  * with all-zero counters are left out. */
 typedef struct LockStatSnapshot {
-    bool enabled;        /* collection was on when it was taken */
+    LockStatMode mode;   /* when it was taken */
     int64_t interval_ns; /* since the last reset (or the first use) */
     GArray *locks;       /* LockStatLockEntry, by lock id, then site id */
     GArray *holders;     /* LockStatHolderEntry, by lock, site, then wait_ns descending */

@@ -18,9 +18,9 @@ typedef struct CpuCounters {
     uint64_t exits[VCPU_EXIT__MAX];
     uint64_t kicks_seen;
     uint64_t lock_wait_ns;
-    uint64_t timed;            /* exits timed while statistics were on */
-    uint64_t run_sample_ns;    /* KVM_RUN time of the timed exits */
-    uint64_t handle_sample_ns; /* their handling time */
+    uint64_t timed;     /* exits timed while statistics were on */
+    uint64_t run_ns;    /* KVM_RUN time of the timed exits, each times its weight */
+    uint64_t handle_ns; /* their handling time, the same way */
 } CpuCounters;
 
 typedef struct WorkItem {
@@ -54,7 +54,6 @@ struct CpuState {
     uint64_t *site_exits; /* [LOCKSTAT_MAX_SITES] */
     int times_live;       /* the thread runs: its CPU times are in /proc */
     uint64_t times_final[2];
-    uint32_t sample_rng; /* vCPU thread only: picks the timed exits */
 
     /* The values at the last cpu_stats_reset(), atomic: readers subtract them. */
     CpuCounters base;
@@ -114,7 +113,6 @@ CpuState *cpu_new(KvmVcpu *vcpu, cpu_event_fn on_event, void *opaque)
     cpu->opaque = opaque;
     pthread_cond_init(&cpu->halt_cond, NULL);
     g_queue_init(&cpu->work);
-    cpu->sample_rng = 0x9e3779b9u * (uint32_t)(cpu->index + 1);
     cpu->site_exits = g_new0(uint64_t, LOCKSTAT_MAX_SITES);
     cpu->site_base = g_new0(uint64_t, LOCKSTAT_MAX_SITES);
     if (!cpu_list) {
@@ -163,9 +161,8 @@ CpuStats cpu_stats(const CpuState *cpu)
         .kicks_seen = c.kicks_seen,
         .lock_wait_ns = c.lock_wait_ns,
         .timed_exits = c.timed,
-        /* Each exit was timed with probability 1 / CPU_TIMED_EXIT_RATE. */
-        .run_ns = c.run_sample_ns * CPU_TIMED_EXIT_RATE,
-        .handle_ns = c.handle_sample_ns * CPU_TIMED_EXIT_RATE,
+        .run_ns = c.run_ns,
+        .handle_ns = c.handle_ns,
     };
     memcpy(s.exits, c.exits, sizeof(s.exits));
     return s;
@@ -276,22 +273,10 @@ void cpu_kick(CpuState *cpu)
     }
 }
 
-/* Whether to time the next exit: true one time in CPU_TIMED_EXIT_RATE, at
- * random (xorshift), so that no periodic pattern in the guest's exits can
- * line up with the choice. vCPU thread. */
-static bool cpu_time_next_exit(CpuState *cpu)
-{
-    uint32_t x = cpu->sample_rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    cpu->sample_rng = x;
-    return x % CPU_TIMED_EXIT_RATE == 0;
-}
-
 /* Count an exit made with statistics on by site and, if it was timed from
- * @start, split its time between KVM_RUN and its handling. */
-static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, int64_t start)
+ * @start, split its time between KVM_RUN and its handling, each counted
+ * @weight times (lockstat_sample()). */
+static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, unsigned weight, int64_t start)
 {
     if (ex->site != LOCKSITE_UNKNOWN && ex->site < LOCKSTAT_MAX_SITES) {
         stat_inc(&cpu->site_exits[ex->site]);
@@ -299,8 +284,8 @@ static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, int64_t start)
     if (ex->timed) {
         int64_t now = lockstat_now_ns();
         stat_inc(&cpu->stats.timed);
-        stat_add(&cpu->stats.run_sample_ns, (uint64_t)(ex->run_end_ns - start));
-        stat_add(&cpu->stats.handle_sample_ns, (uint64_t)(now - ex->run_end_ns));
+        stat_add(&cpu->stats.run_ns, (uint64_t)(ex->run_end_ns - start) * weight);
+        stat_add(&cpu->stats.handle_ns, (uint64_t)(now - ex->run_end_ns) * weight);
     }
 }
 
@@ -314,12 +299,13 @@ static VcpuVerdict cpu_exec(CpuState *cpu)
             return VCPU_INTERRUPTED;
         }
         bool stats = lockstat_enabled();
-        VcpuExit ex = {.site = LOCKSITE_UNKNOWN, .timed = stats && cpu_time_next_exit(cpu)};
-        int64_t start = ex.timed ? lockstat_now_ns() : 0;
+        unsigned weight = stats ? lockstat_sample() : 0;
+        VcpuExit ex = {.site = LOCKSITE_UNKNOWN, .timed = weight != 0};
+        int64_t start = weight ? lockstat_now_ns() : 0;
         VcpuVerdict v = kvm_vcpu_exec(cpu->vcpu, &ex);
         stat_inc(&cpu->stats.exits[ex.reason]);
         if (stats) {
-            cpu_account_exit(cpu, &ex, start);
+            cpu_account_exit(cpu, &ex, weight, start);
         }
         if (v != VCPU_CONTINUE && v != VCPU_INTERRUPTED) {
             return v;

@@ -22,11 +22,14 @@ void klock_destroy(KLock *l)
     pthread_mutex_destroy(&l->mutex);
 }
 
-/* Start of a measured hold: the caller has just acquired @l. */
-static inline void klock_hold_begin(KLock *l, LockStatCell *cell, LockSite site, int64_t now)
+/* The caller has just acquired @l for @site: @cell counts the hold if
+ * @weight is not 0 (lockstat_sample()), timed from @now. */
+static inline void klock_hold_begin(KLock *l, LockStatCell *cell, LockSite site, unsigned weight,
+                                    int64_t now)
 {
     l->acquired_ns = now;
-    l->hold_cell = cell;
+    l->hold_cell = weight ? cell : NULL;
+    l->hold_weight = weight;
     /* Relaxed: a waiter only needs some recent holder's site, and the store
      * goes to the line the mutex itself just wrote. */
     __atomic_store_n(&l->holder_site, site, __ATOMIC_RELAXED);
@@ -40,9 +43,10 @@ void klock_lock_site(KLock *l, LockSite site)
         return;
     }
     LockStatCell *cell = lockstat_cell(l->id, site);
-    /* An uncontended acquisition costs one trylock and one clock read. */
     if (pthread_mutex_trylock(&l->mutex) == 0) {
-        klock_hold_begin(l, cell, site, lockstat_now_ns());
+        /* Uncontended: no wait to time, and the hold only if sampled. */
+        unsigned weight = lockstat_sample();
+        klock_hold_begin(l, cell, site, weight, weight ? lockstat_now_ns() : 0);
         lockstat_record_acquire(cell, false, 0, 0);
         return;
     }
@@ -51,7 +55,8 @@ void klock_lock_site(KLock *l, LockSite site)
     int64_t t0 = lockstat_now_ns();
     pthread_mutex_lock(&l->mutex);
     int64_t t1 = lockstat_now_ns();
-    klock_hold_begin(l, cell, site, t1);
+    /* The clock was read anyway: every hold after a wait is timed. */
+    klock_hold_begin(l, cell, site, 1, t1);
     lockstat_record_acquire(cell, true, (uint64_t)(t1 - t0), holder);
 }
 
@@ -64,7 +69,7 @@ void klock_unlock(KLock *l)
 {
     LockStatCell *cell = l->hold_cell;
     if (cell) {
-        lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns));
+        lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns), l->hold_weight);
         l->hold_cell = NULL;
     }
     pthread_mutex_unlock(&l->mutex);
@@ -73,15 +78,17 @@ void klock_unlock(KLock *l)
 void klock_cond_wait(KLock *l, pthread_cond_t *cond)
 {
     LockStatCell *cell = l->hold_cell;
+    unsigned weight = l->hold_weight;
     LockSite site = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
     if (cell) {
-        lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns));
+        lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns), weight);
     }
     l->hold_cell = NULL;
     pthread_cond_wait(cond, &l->mutex);
-    /* Others held @l meanwhile: make this thread the holder again. */
+    /* Others held @l meanwhile: make this thread the holder again, timing
+     * the rest of its hold as the first part was. */
     if (cell && lockstat_enabled()) {
-        klock_hold_begin(l, cell, site, lockstat_now_ns());
+        klock_hold_begin(l, cell, site, weight, lockstat_now_ns());
     } else {
         l->hold_cell = NULL;
         __atomic_store_n(&l->holder_site, site, __ATOMIC_RELAXED);

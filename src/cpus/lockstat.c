@@ -24,6 +24,7 @@ enum {
     V_CONTENDED,
     V_WAIT_NS,
     V_HOLD_NS,
+    V_TIMED_HOLDS,
     V_HOLD_HIST,
     V_WAIT_HIST = V_HOLD_HIST + LOCKSTAT_BUCKETS, /* contended acquisitions only */
     LOCK_VALUES = V_WAIT_HIST + LOCKSTAT_BUCKETS,
@@ -37,7 +38,10 @@ typedef struct StatEntry {
     uint32_t key;
     uint32_t nvals;
     struct StatEntry *next; /* older entries of the same block */
-    uint64_t v[];           /* written by the owner only, relaxed atomics */
+    /* Written by the owner only, relaxed atomics. On a cache line of their
+     * own: the hot path finds the entry through its thread's cache and never
+     * reads the header. */
+    uint64_t v[] __attribute__((aligned(64)));
 } StatEntry;
 
 struct LockStatCell {
@@ -93,7 +97,7 @@ static inline void stat_add(uint64_t *p, uint64_t n)
  * keeps time with the TSC (clocksource "tsc": invariant and synchronised
  * across CPUs) durations are read from it directly. */
 
-LockStatGlobal lockstat_global = {.on = 1};
+LockStatGlobal lockstat_global = {.on = 1, .rate = LOCKSTAT_SAMPLE_RATE};
 static pthread_once_t clk_once = PTHREAD_ONCE_INIT;
 
 static int64_t monotonic_ns(void)
@@ -159,9 +163,35 @@ int64_t lockstat_clock_slow(void)
     return monotonic_ns();
 }
 
+__thread uint32_t lockstat_rng;
+
+uint32_t lockstat_rng_seed(void)
+{
+    static uint32_t next = 1;
+    /* Distinct non-zero seeds per thread, spread by the golden ratio. */
+    uint32_t seed = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) * 0x9e3779b9u;
+    return seed ? seed : 0x9e3779b9u;
+}
+
+void lockstat_set_mode(LockStatMode mode)
+{
+    __atomic_store_n(&lockstat_global.rate, mode == LOCKSTAT_FULL ? 1 : LOCKSTAT_SAMPLE_RATE,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&lockstat_global.on, mode != LOCKSTAT_OFF, __ATOMIC_RELAXED);
+}
+
+LockStatMode lockstat_mode(void)
+{
+    if (!lockstat_enabled()) {
+        return LOCKSTAT_OFF;
+    }
+    return __atomic_load_n(&lockstat_global.rate, __ATOMIC_RELAXED) == 1 ? LOCKSTAT_FULL
+                                                                         : LOCKSTAT_SAMPLED;
+}
+
 void lockstat_set_enabled(bool on)
 {
-    __atomic_store_n(&lockstat_global.on, on ? 1 : 0, __ATOMIC_RELAXED);
+    lockstat_set_mode(on ? LOCKSTAT_SAMPLED : LOCKSTAT_OFF);
 }
 
 unsigned lockstat_bucket(uint64_t ns)
@@ -459,11 +489,12 @@ void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_n
     }
 }
 
-void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns)
+void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns, unsigned weight)
 {
     uint64_t *v = cell->e.v;
-    stat_add(&v[V_HOLD_NS], hold_ns);
-    stat_add(&v[V_HOLD_HIST + lockstat_bucket(hold_ns)], 1);
+    stat_add(&v[V_TIMED_HOLDS], 1);
+    stat_add(&v[V_HOLD_NS], hold_ns * weight);
+    stat_add(&v[V_HOLD_HIST + lockstat_bucket(hold_ns)], weight);
 }
 
 void lockstat_record_access(LockSite site, bool with_bql)
@@ -544,6 +575,7 @@ static void snapshot_add(LockStatSnapshot *s, uint32_t key, const uint64_t *v)
         e.c.contended = v[V_CONTENDED];
         e.c.wait_ns = v[V_WAIT_NS];
         e.c.hold_ns = v[V_HOLD_NS];
+        e.c.timed_holds = v[V_TIMED_HOLDS];
         memcpy(e.c.hold_hist, &v[V_HOLD_HIST], sizeof(e.c.hold_hist));
         memcpy(e.c.wait_hist, &v[V_WAIT_HIST], sizeof(e.c.wait_hist));
         e.c.wait_hist[0] += e.c.acquisitions - MIN(e.c.contended, e.c.acquisitions);
@@ -580,7 +612,7 @@ static void snapshot_add(LockStatSnapshot *s, uint32_t key, const uint64_t *v)
 LockStatSnapshot *lockstat_snapshot(void)
 {
     LockStatSnapshot *s = g_new0(LockStatSnapshot, 1);
-    s->enabled = lockstat_enabled();
+    s->mode = lockstat_mode();
     s->locks = g_array_new(false, false, sizeof(LockStatLockEntry));
     s->holders = g_array_new(false, false, sizeof(LockStatHolderEntry));
     s->accesses = g_array_new(false, false, sizeof(LockStatAccessEntry));

@@ -110,7 +110,7 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     cpus_init_signals();
     rcu_thread_online();
     /* Statistics cover this run only. */
-    lockstat_set_enabled(cfg->stats_collect);
+    lockstat_set_mode((LockStatMode)cfg->stats_collect);
     lockstat_reset();
     lockstat_thread_set_site(lockstat_site_intern("main"));
 

@@ -74,6 +74,20 @@ static bool exit_site_split(const char *site, char **reason, const char **region
     return true;
 }
 
+/* The -stats-collect spelling of @mode. */
+static const char *stats_mode_name(LockStatMode mode)
+{
+    switch (mode) {
+    case LOCKSTAT_OFF:
+        return "off";
+    case LOCKSTAT_SAMPLED:
+        return "on";
+    case LOCKSTAT_FULL:
+        return "full";
+    }
+    return "?";
+}
+
 /* ---- Table --------------------------------------------------------------- */
 
 static void print_lock(FILE *f, const LockStatSnapshot *s, unsigned lock)
@@ -164,9 +178,10 @@ void stats_print(Machine *m, FILE *f)
 {
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
     fprintf(f, "kvmloop statistics: %.3f s since reset, collection %s\n", s->interval_ns / 1e9,
-            s->enabled ? "on" : "off");
+            stats_mode_name(s->mode));
 
-    fprintf(f, "locks (p99: upper bound of the histogram bucket of the 99th percentile)\n");
+    fprintf(f, "locks (p99: upper bound of the histogram bucket of the 99th percentile%s)\n",
+            s->mode == LOCKSTAT_SAMPLED ? "; hold times estimated from the timed holds" : "");
     unsigned bql = bql_klock()->id;
     print_lock(f, s, bql);
     for (guint i = 0; i < s->locks->len; i++) {
@@ -177,10 +192,8 @@ void stats_print(Machine *m, FILE *f)
         }
     }
 
-    fprintf(f,
-            "vCPUs (wall ms while collection is on, estimated from 1 exit in %d; CPU time at "
-            "clock-tick resolution)\n",
-            CPU_TIMED_EXIT_RATE);
+    fprintf(f, "vCPUs (wall ms while collection is on%s; CPU time at clock-tick resolution)\n",
+            s->mode == LOCKSTAT_SAMPLED ? ", estimated from the timed exits" : "");
     fprintf(f, "  %4s %10s %12s %12s %12s %9s %9s %12s\n", "vcpu", "exits", "KVM_RUN ms",
             "kvmloop ms", "lock wait ms", "user ms", "sys ms", "user ns/exit");
     g_autofree uint64_t *by_site = g_new(uint64_t, LOCKSTAT_MAX_SITES);
@@ -233,6 +246,7 @@ static void json_counters(JsonBuilder *b, const LockStatCounters *c)
     json_member_int(b, "acquisitions", c->acquisitions);
     json_member_int(b, "contended", c->contended);
     json_member_int(b, "wait_ns", c->wait_ns);
+    json_member_int(b, "timed_holds", c->timed_holds);
     json_member_int(b, "hold_ns", c->hold_ns);
 }
 
@@ -371,8 +385,8 @@ JsonNode *stats_to_json(Machine *m)
     json_member_int(b, "version", STATS_SCHEMA_VERSION);
     json_member_int(b, "time_unix_ns", (uint64_t)g_get_real_time() * 1000);
     json_member_int(b, "interval_ns", (uint64_t)MAX(s->interval_ns, 0));
-    json_builder_set_member_name(b, "collection");
-    json_builder_add_boolean_value(b, s->enabled);
+    json_member_str(b, "collection", stats_mode_name(s->mode));
+    json_member_int(b, "sample_rate", s->mode == LOCKSTAT_SAMPLED ? LOCKSTAT_SAMPLE_RATE : 1);
     json_builder_set_member_name(b, "histogram_floors_ns");
     json_builder_begin_array(b);
     for (unsigned i = 0; i < LOCKSTAT_BUCKETS; i++) {

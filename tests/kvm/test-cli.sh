@@ -57,7 +57,7 @@ K="$GUEST/hello.elf"
 DX="isa-debug-exit,iobase=0xf4,iosize=0x4"
 
 "$KVMLOOP" --help >"$tmp/help" && grep -q -- "-smp N" "$tmp/help" && grep -q testdev "$tmp/help" \
-    && grep -q -- "-stats-file FILE.json" "$tmp/help" && grep -q -- "-stats-collect on|off" "$tmp/help" \
+    && grep -q -- "-stats-file FILE.json" "$tmp/help" && grep -q -- "-stats-collect on|full|off" "$tmp/help" \
     && ok || bad "--help"
 "$KVMLOOP" -version | grep -q '^kvmloop ' && ok || bad "-version"
 
@@ -82,7 +82,8 @@ expect_error device-overlap "overlaps" -kernel "$K" -device testdev -device test
 expect_error device-internal "part of the machine" -kernel "$K" -device fw_cfg
 expect_error serial-bad "unknown -serial backend" -kernel "$K" -serial tcp:1
 expect_error serial-file "cannot open" -kernel "$K" -serial file:/nonexistent/dir/out
-expect_error stats-collect "-stats-collect: 'maybe' is not on or off" -kernel "$K" -stats-collect maybe
+expect_error stats-collect "-stats-collect: 'maybe' is not on, full or off" -kernel "$K" \
+    -stats-collect maybe
 expect_error stats-file-empty "-stats-file: the file name is empty" -kernel "$K" -stats-file ""
 expect_error stats-file-dir "cannot write statistics to '/nonexistent/dir/s.json'" -kernel "$K" \
     -stats-file /nonexistent/dir/s.json
@@ -99,6 +100,8 @@ grep -q "^BQL: " "$tmp/err" && grep -q "exit io:serial0.serial" "$tmp/err" &&
 expect_status stats-off 1 -kernel "$K" -device "$DX" -stats -stats-collect off
 grep -q "collection off" "$tmp/err" && grep -q "^BQL: 0 acquisitions" "$tmp/err" &&
     ok || bad "-stats-collect off"
+expect_status stats-full 1 -kernel "$K" -device "$DX" -stats -stats-collect full
+grep -q "collection full" "$tmp/err" && ok || bad "-stats-collect full"
 expect_status stats-file 1 -kernel "$K" -device "$DX" -stats-file "$tmp/s.json"
 grep -q '"schema" : "kvmloop-stats"' "$tmp/s.json" && grep -q '"exit io:serial0.serial"' "$tmp/s.json" &&
     [ ! -s "$tmp/err" ] && [ "$(ls "$tmp" | grep -c 's.json.')" -eq 0 ] &&

@@ -421,14 +421,17 @@ static void hold_stop(RunResult *r, Machine *m)
 }
 
 /* The wait a timer causes is recorded at the exit site, at least as long as
- * the hold, and charged to the timer. */
-static void test_stats_holder(void)
+ * the hold, and charged to the timer; with every hold timed ("full"), the
+ * timer's hold is recorded too. */
+static void test_stats_holder(gconstpointer data)
 {
+    const char *mode = data;
+    bool full = strcmp(mode, "full") == 0;
     g_autofree char *k = payload("smp-counter");
     HoldTest h = {0};
     RunResult r = {.on_start = hold_start, .on_stop = hold_stop, .test = &h};
     run_vm(&r, (const char *[]){"-kernel", k, "-device", "testdev,lock=bql", "-append",
-                                "m=100000000", NULL});
+                                "m=100000000", "-stats-collect", mode, NULL});
     g_assert_cmpint(r.status, ==, 100);
     g_assert_cmpint(h.held_ns, >=, HOLD_NS);
 
@@ -448,13 +451,29 @@ static void test_stats_holder(void)
     g_assert_cmpuint(long_waits, >=, 1);
     LockStatCounters t = lockstat_snapshot_get(r.lockstats, bql_id(), timer);
     g_assert_cmpuint(t.acquisitions, >=, 1);
-    g_assert_cmpuint(t.hold_ns, >=, (uint64_t)h.held_ns);
+    if (full) {
+        g_assert_cmpuint(t.timed_holds, ==, t.acquisitions);
+        g_assert_cmpuint(t.hold_ns, >=, (uint64_t)h.held_ns);
+        g_assert_cmpuint(c.timed_holds, ==, c.acquisitions);
+    } else {
+        g_assert_cmpuint(c.timed_holds, <, c.acquisitions);
+    }
     /* vCPU 0's own account, and its exits by site. */
     g_assert_cmpuint(h.wait_ns, >=, (uint64_t)h.held_ns);
     /* Two probe reads, then one exit per counter write. */
     g_assert_cmpuint(h.pio_exits, ==, r.counter[0] + 2);
+    uint64_t exits = 0;
+    for (int i = 0; i < VCPU_EXIT__MAX; i++) {
+        exits += r.cpu[0].exits[i];
+    }
     g_assert_cmpuint(r.cpu[0].timed_exits, >, 0);
-    g_assert_cmpuint(r.cpu[0].timed_exits, <, h.pio_exits);
+    if (full) {
+        g_assert_cmpuint(r.cpu[0].timed_exits, ==, exits);
+        /* The wait was part of the handling of its exit. */
+        g_assert_cmpuint(r.cpu[0].handle_ns, >=, (uint64_t)h.held_ns);
+    } else {
+        g_assert_cmpuint(r.cpu[0].timed_exits, <, exits);
+    }
     g_assert_cmpuint(r.cpu[0].run_ns, >, 0);
     g_assert_cmpuint(r.cpu[0].handle_ns, >, 0);
     result_clear(&r);
@@ -653,15 +672,17 @@ static void test_stats_json(void)
     g_autofree char *path = g_build_filename(dir, "stats.json", NULL);
     SiteCounts sc = {0};
     RunResult r = {.on_stop = site_counts_stop, .test = &sc};
-    run_vm(&r, (const char *[]){"-kernel", k, "-smp", "2", "-device", "testdev,lock=device",
-                                "-append", "m=500", "-stats-file", path, NULL});
+    run_vm(&r,
+           (const char *[]){"-kernel", k, "-smp", "2", "-device", "testdev,lock=device", "-append",
+                            "m=500", "-stats-file", path, "-stats-collect", "full", NULL});
     g_assert_cmpint(r.status, ==, 1);
 
     g_autoptr(JsonParser) parser = json_parser_new();
     JsonObject *doc = load_json(parser, path);
     g_assert_cmpstr(json_object_get_string_member(doc, "schema"), ==, "kvmloop-stats");
     g_assert_cmpint(json_object_get_int_member(doc, "version"), ==, 1);
-    g_assert_true(json_object_get_boolean_member(doc, "collection"));
+    g_assert_cmpstr(json_object_get_string_member(doc, "collection"), ==, "full");
+    g_assert_cmpint(json_object_get_int_member(doc, "sample_rate"), ==, 1);
     g_assert_cmpint(json_object_get_int_member(doc, "interval_ns"), >, 0);
     g_assert_cmpint(json_object_get_int_member(doc, "time_unix_ns"), >, 0);
     JsonArray *floors = json_object_get_array_member(doc, "histogram_floors_ns");
@@ -685,6 +706,7 @@ static void test_stats_json(void)
         acq += a;
         check_histogram(site, "wait_histogram", a);
         check_histogram(site, "hold_histogram", a);
+        g_assert_cmpint(json_object_get_int_member(site, "timed_holds"), ==, a);
         g_assert_cmpint(json_object_get_int_member(site, "contended"), <=, a);
         g_assert_cmpint(json_object_get_int_member(site, "wait_ns"), >=, 0);
         g_assert_cmpint(json_object_get_int_member(site, "hold_ns"), >, 0);
@@ -840,7 +862,8 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm/run-on-cpu", test_run_on_cpu);
     g_test_add_func("/kvm/pause-resume", test_pause_resume);
     g_test_add_func("/kvm/shutdown-race", test_shutdown_race);
-    g_test_add_func("/kvm/stats/holder", test_stats_holder);
+    g_test_add_data_func("/kvm/stats/holder/on", "on", test_stats_holder);
+    g_test_add_data_func("/kvm/stats/holder/full", "full", test_stats_holder);
     g_test_add_data_func("/kvm/stats/policy/bql", "bql", test_stats_policy);
     g_test_add_data_func("/kvm/stats/policy/device", "device", test_stats_policy);
     g_test_add_data_func("/kvm/stats/policy/none", "none", test_stats_policy);

@@ -67,6 +67,27 @@ static void test_buckets(void)
     g_assert_cmpuint(lockstat_bucket_floor(0), ==, 0);
 }
 
+/* Weights: 1 in full mode; in sampled mode 0 or LOCKSTAT_SAMPLE_RATE, about
+ * one time in LOCKSTAT_SAMPLE_RATE, and not in a short cycle. */
+static void test_sample_weights(void)
+{
+    lockstat_set_mode(LOCKSTAT_FULL);
+    g_assert_cmpuint(lockstat_sample(), ==, 1);
+    lockstat_set_mode(LOCKSTAT_SAMPLED);
+    unsigned hits = 0, run = 0, longest = 0;
+    for (unsigned i = 0; i < 80000; i++) {
+        unsigned w = lockstat_sample();
+        g_assert_true(w == 0 || w == LOCKSTAT_SAMPLE_RATE);
+        hits += w != 0;
+        run = w ? 0 : run + 1;
+        longest = MAX(longest, run);
+    }
+    g_assert_cmpuint(hits, >, 9000);
+    g_assert_cmpuint(hits, <, 11000);
+    g_assert_cmpuint(longest, >, 2 * LOCKSTAT_SAMPLE_RATE);
+    lockstat_set_mode(LOCKSTAT_FULL);
+}
+
 static void test_intern(void)
 {
     g_assert_cmpstr(lockstat_site_name(LOCKSITE_UNKNOWN), ==, "unknown");
@@ -146,6 +167,7 @@ static void check_worker_totals(unsigned lock, const Worker *w)
         g_assert_cmpuint(c.acquisitions, ==, ROUNDS);
         g_assert_cmpuint(hist_sum(c.wait_hist), ==, ROUNDS);
         g_assert_cmpuint(hist_sum(c.hold_hist), ==, ROUNDS);
+        g_assert_cmpuint(c.timed_holds, ==, ROUNDS);
         g_assert_cmpuint(c.contended, <=, ROUNDS);
         LockStatAccesses a = lockstat_snapshot_access(s, w[i].access_site, lock);
         g_assert_cmpuint(a.accesses, ==, ROUNDS);
@@ -320,24 +342,64 @@ static void test_disabled(void)
     LockSite site = lockstat_site_intern("test:disabled");
     lockstat_set_enabled(false);
     g_assert_false(lockstat_enabled());
+    g_assert_cmpint(lockstat_mode(), ==, LOCKSTAT_OFF);
     for (int i = 0; i < 100; i++) {
         klock_lock_site(&l, site);
         klock_unlock(&l);
     }
     /* Switched on while held: this hold is not measured, the next one is. */
     klock_lock_site(&l, site);
-    lockstat_set_enabled(true);
+    lockstat_set_mode(LOCKSTAT_FULL);
     klock_unlock(&l);
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
     LockStatCounters c = lockstat_snapshot_get(s, l.id, site);
     g_assert_cmpuint(c.acquisitions, ==, 0);
     g_assert_cmpuint(c.hold_ns, ==, 0);
+    g_assert_cmpuint(c.timed_holds, ==, 0);
     g_assert_cmpuint(hist_sum(c.hold_hist), ==, 0);
     g_assert_cmpuint(klock_stats(&l).acquisitions, ==, 0);
 
     klock_lock_site(&l, site);
     klock_unlock(&l);
     g_assert_cmpuint(klock_stats(&l).acquisitions, ==, 1);
+    klock_destroy(&l);
+}
+
+/* Sampled: acquisitions exact, one uncontended hold in LOCKSTAT_SAMPLE_RATE
+ * timed and counted that many times; full: every hold timed. */
+static void test_sampled(void)
+{
+    const unsigned n = 80000;
+    KLock l;
+    klock_init(&l, "sampled");
+    LockSite site = lockstat_site_intern("test:sampled");
+    lockstat_set_mode(LOCKSTAT_SAMPLED);
+    g_assert_cmpint(lockstat_mode(), ==, LOCKSTAT_SAMPLED);
+    for (unsigned i = 0; i < n; i++) {
+        klock_lock_site(&l, site);
+        klock_unlock(&l);
+    }
+    lockstat_set_mode(LOCKSTAT_FULL);
+    g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
+    g_assert_cmpint(s->mode, ==, LOCKSTAT_FULL);
+    LockStatCounters c = lockstat_snapshot_get(s, l.id, site);
+    g_assert_cmpuint(c.acquisitions, ==, n);
+    g_assert_cmpuint(hist_sum(c.wait_hist), ==, n);
+    /* About n / 8 timed (the chance of leaving this band is below 10^-12). */
+    g_assert_cmpuint(c.timed_holds, >, n / LOCKSTAT_SAMPLE_RATE * 9 / 10);
+    g_assert_cmpuint(c.timed_holds, <, n / LOCKSTAT_SAMPLE_RATE * 11 / 10);
+    g_assert_cmpuint(hist_sum(c.hold_hist), ==, c.timed_holds * LOCKSTAT_SAMPLE_RATE);
+    g_assert_cmpuint(c.hold_ns, >, 0);
+
+    klock_stats_reset(&l);
+    for (unsigned i = 0; i < 1000; i++) {
+        klock_lock_site(&l, site);
+        klock_unlock(&l);
+    }
+    g_autoptr(LockStatSnapshot) f = lockstat_snapshot();
+    c = lockstat_snapshot_get(f, l.id, site);
+    g_assert_cmpuint(c.timed_holds, ==, 1000);
+    g_assert_cmpuint(hist_sum(c.hold_hist), ==, 1000);
     klock_destroy(&l);
 }
 
@@ -468,13 +530,18 @@ static void test_perf(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    /* Every hold timed, so that totals are exact; test_sampled() checks the
+     * default. */
+    lockstat_set_mode(LOCKSTAT_FULL);
     g_test_add_func("/lockstat/buckets", test_buckets);
+    g_test_add_func("/lockstat/sample-weights", test_sample_weights);
     g_test_add_func("/lockstat/intern", test_intern);
     g_test_add_func("/lockstat/intern-overflow", test_intern_overflow);
     g_test_add_func("/lockstat/threads", test_threads);
     g_test_add_func("/lockstat/holder", test_holder);
     g_test_add_func("/lockstat/cond-wait", test_cond_wait);
     g_test_add_func("/lockstat/disabled", test_disabled);
+    g_test_add_func("/lockstat/sampled", test_sampled);
     g_test_add_func("/lockstat/disabled-dispatch", test_disabled_dispatch);
     g_test_add_func("/lockstat/reset", test_reset);
     if (g_test_perf()) {
