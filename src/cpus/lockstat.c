@@ -1,5 +1,4 @@
-/* Lock and access statistics: per-thread counter blocks summed on read, with baselines for reset.
- */
+/* Lock and access statistics: per-thread counters summed on read, baselines for reset. */
 #include "kvmloop/lockstat.h"
 
 #include <pthread.h>
@@ -34,18 +33,17 @@ enum {
 
 G_STATIC_ASSERT(LOCKSTAT_MAX_SITES <= 1024 && LOCKSTAT_MAX_LOCKS <= 256);
 
-typedef struct StatEntry {
+/* One set of counters of one thread. A KIND_LOCK entry is what lockstat.h
+ * calls a LockStatCell. */
+typedef struct LockStatCell StatEntry;
+struct LockStatCell {
     uint32_t key;
     uint32_t nvals;
-    struct StatEntry *next; /* older entries of the same block */
+    StatEntry *next; /* older entries of the same block */
     /* Written by the owner only, relaxed atomics. On a cache line of their
      * own: the hot path finds the entry through its thread's cache and never
      * reads the header. */
     uint64_t v[] __attribute__((aligned(64)));
-} StatEntry;
-
-struct LockStatCell {
-    StatEntry e;
 };
 
 /* One thread's counters. @head is the only field other threads read. */
@@ -382,7 +380,7 @@ static StatEntry *block_add_entry(StatBlock *b, uint32_t key)
     e->key = key;
     e->nvals = nvals;
     e->next = b->head;
-    /* Pairs with the acquire in sum_block(): a reader that finds the entry
+    /* Pairs with the acquire in aggregate_locked(): a reader that finds the entry
      * sees its key, size and link. */
     __atomic_store_n(&b->head, e, __ATOMIC_RELEASE);
 
@@ -467,12 +465,12 @@ static void block_retire(void *arg)
 
 LockStatCell *lockstat_cell(unsigned lock, LockSite site)
 {
-    return (LockStatCell *)entry_self(key_make(KIND_LOCK, lock, site, 0));
+    return entry_self(key_make(KIND_LOCK, lock, site, 0));
 }
 
 void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_ns, LockSite holder)
 {
-    uint64_t *v = cell->e.v;
+    uint64_t *v = cell->v;
     stat_add(&v[V_ACQ], 1);
     if (!contended) {
         return;
@@ -480,7 +478,7 @@ void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_n
     stat_add(&v[V_CONTENDED], 1);
     stat_add(&v[V_WAIT_NS], wait_ns);
     stat_add(&v[V_WAIT_HIST + lockstat_bucket(wait_ns)], 1);
-    uint32_t k = cell->e.key;
+    uint32_t k = cell->key;
     StatEntry *h = entry_self(key_make(KIND_HOLDER, key_lock(k), key_site(k), holder));
     stat_add(&h->v[0], 1);
     stat_add(&h->v[1], wait_ns);
@@ -491,7 +489,7 @@ void lockstat_record_acquire(LockStatCell *cell, bool contended, uint64_t wait_n
 
 void lockstat_record_hold(LockStatCell *cell, uint64_t hold_ns, unsigned weight)
 {
-    uint64_t *v = cell->e.v;
+    uint64_t *v = cell->v;
     stat_add(&v[V_TIMED_HOLDS], 1);
     stat_add(&v[V_HOLD_NS], hold_ns * weight);
     stat_add(&v[V_HOLD_HIST + lockstat_bucket(hold_ns)], weight);
