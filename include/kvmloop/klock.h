@@ -12,7 +12,7 @@ typedef struct KLockStats {
     uint64_t acquisitions;
     uint64_t contended; /* acquisitions that had to wait */
     uint64_t wait_ns;   /* total time spent waiting to acquire */
-    uint64_t hold_ns;   /* total time held */
+    uint64_t hold_ns;   /* total time held (estimated unless LOCKSTAT_FULL) */
 } KLockStats;
 
 /* A mutex that records, per acquiring site, acquisitions, contention and
