@@ -120,10 +120,12 @@ wait $pid
 st=$?
 [ $st -eq 0 ] && grep -q "terminating on signal 15" "$tmp/err" && ok || bad "SIGTERM: status $st"
 
-# SIGUSR1: a snapshot while the guest runs, as tables on stderr or into -stats-file.
+# SIGUSR1: a snapshot while the guest runs, as tables on stderr or into -stats-file. The
+# output files go first: a "spinning" left from the run above would send the signal too early.
+rm -f "$tmp/out" "$tmp/err"
 "$KVMLOOP" -kernel "$GUEST/spin.elf" -smp 2 >"$tmp/out" 2>"$tmp/err" </dev/null &
 pid=$!
-for _ in $(seq 100); do grep -q spinning "$tmp/out" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs spinning "$tmp/out" && break; sleep 0.1; done
 kill -USR1 $pid
 for _ in $(seq 100); do grep -q "kvmloop statistics" "$tmp/err" && break; sleep 0.1; done
 kill -TERM $pid
@@ -132,11 +134,11 @@ st=$?
 [ $st -eq 0 ] && grep -q "exit io:serial0.serial" "$tmp/err" && ok ||
     bad "SIGUSR1 to stderr: status $st; stderr: $(head -3 "$tmp/err")"
 
-rm -f "$tmp/s.json"
+rm -f "$tmp/s.json" "$tmp/out" "$tmp/err"
 "$KVMLOOP" -kernel "$GUEST/spin.elf" -smp 2 -stats-file "$tmp/s.json" >"$tmp/out" 2>"$tmp/err" \
     </dev/null &
 pid=$!
-for _ in $(seq 100); do grep -q spinning "$tmp/out" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs spinning "$tmp/out" && break; sleep 0.1; done
 grep -q '"exits_total" : 0' "$tmp/s.json" && ok ||
     bad "-stats-file written at start-up; stderr: $(head -3 "$tmp/err")"
 kill -USR1 $pid
