@@ -20,6 +20,9 @@ exec 3>&-
 
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# kvmloop warns once on hosts without VMX/SVM; that line is not what these tests look at.
+HOST_WARNING="^kvmloop: warning: this host's KVM"
+errors() { grep -v "$HOST_WARNING" "$tmp/err"; }
 
 # expect_error NAME PATTERN ARGS...: exit 1, exactly one line on stderr matching PATTERN.
 expect_error() {
@@ -148,7 +151,7 @@ expect_status stats-full 1 -kernel "$K" -device "$DX" -stats -stats-collect full
 grep -q "collection full" "$tmp/err" && ok || bad "-stats-collect full"
 expect_status stats-file 1 -kernel "$K" -device "$DX" -stats-file "$tmp/s.json"
 grep -q '"schema" : "kvmloop-stats"' "$tmp/s.json" && grep -q '"exit io:serial0.serial"' "$tmp/s.json" &&
-    [ ! -s "$tmp/err" ] && [ "$(ls "$tmp" | grep -c 's.json.')" -eq 0 ] &&
+    [ -z "$(errors)" ] && [ "$(ls "$tmp" | grep -c 's.json.')" -eq 0 ] &&
     ok || bad "-stats-file document"
 expect_status triple-fault 2 -kernel "$GUEST/triple-fault.elf" -device "$DX"
 grep -q "triple fault" "$tmp/err" && grep -q "RIP=" "$tmp/err" && ok || bad "triple fault report"
@@ -166,8 +169,9 @@ expect_status cpu-base 1 -kernel "$GUEST/smp-hello.elf" -smp 2 -cpu base,-sse3 -
 expect_status doorbell-iothread 1 -kernel "$GUEST/doorbell.elf" -smp 2 -device "$DX" \
     -object iothread,id=io0,loop=libevent -device testdev,ioeventfd=on,iothread=io0 \
     -append n=300 -stats
-grep -q "doorbell: done" "$tmp/out" && grep -Eq "testdev\.doorbell-pio +0 " "$tmp/err" \
-    && grep -Eq "testdev\.doorbell-mmio +0 " "$tmp/err" && ok || bad "doorbell through io0"
+grep -q "doorbell: done" "$tmp/out" && grep -Eq "testdev\.doorbell-pio +io +[a-z]+ +0 " "$tmp/err" \
+    && grep -Eq "testdev\.doorbell-mmio +memory +[a-z]+ +0 " "$tmp/err" && ok ||
+    bad "doorbell through io0"
 expect_status doorbell-exit 1 -kernel "$GUEST/doorbell.elf" -device "$DX" -device testdev \
     -append n=300 -stats
 grep -Eq "testdev\.doorbell-pio +300 " "$tmp/err" && ok || bad "doorbell through exits"

@@ -53,6 +53,7 @@ struct Machine {
     int exit_requested; /* atomic */
     int exit_status;    /* written once, before exit_requested */
     BootProtocol boot_protocol;
+    const char *host_kind; /* set when the host emulates guest kernel code */
     unsigned resets; /* completed resets */
 };
 
@@ -398,14 +399,7 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
     if (!pc_boot(m, errp)) {
         goto fail;
     }
-    /* Once the VM is built, so that a start-up error stays one line. */
-    if (emulating) {
-        fprintf(stderr,
-                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
-                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
-                "the emulator lacks\n",
-                host_kind);
-    }
+    m->host_kind = emulating ? host_kind : NULL;
     return m;
 
 fail:
@@ -432,6 +426,15 @@ bool machine_start(Machine *m, GError **errp)
                 return false;
             }
         }
+    }
+    /* Before the vCPUs run, after every start-up error could have happened
+     * (which stays a single line). */
+    if (m->host_kind) {
+        fprintf(stderr,
+                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
+                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
+                "the emulator lacks\n",
+                m->host_kind);
     }
     for (int i = 0; i < m->ncpus; i++) {
         if (!cpu_start(m->cpus[i], errp)) {
