@@ -38,7 +38,9 @@ typedef struct VmConfig {
     GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
     bool no_reboot;
     bool nographic;
-    bool stats;
+    bool stats;        /* -stats: print the tables at the end */
+    char *stats_file;  /* -stats-file: JSON at start-up, on SIGUSR1 and at the end */
+    int stats_collect; /* LockStatMode: -stats-collect on|full|off (default on) */
     bool help;
     bool version;
 } VmConfig;

@@ -40,6 +40,9 @@ typedef enum {
 typedef struct VcpuExit {
     VcpuExitReason reason;
     const char *region; /* IO/MMIO: name of the region (for statistics) */
+    LockSite site;      /* IO/MMIO: the region's exit site; else left as it was */
+    bool timed;         /* in: the caller wants @run_end_ns */
+    int64_t run_end_ns; /* if @timed: lockstat_now_ns() when KVM_RUN returned */
 } VcpuExit;
 
 extern const char *const vcpu_exit_reason_names[VCPU_EXIT__MAX];

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvmloop/device.h"
+#include "kvmloop/lockstat.h"
 
 bool parse_size(const char *s, uint64_t unit, uint64_t *out)
 {
@@ -90,7 +91,12 @@ static const OptDef options[] = {
      "start an iothread running its own event loop (L: glib or libevent)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
-    {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
+    {"stats", OPT_FLAG, NULL, "print lock, vCPU and region statistics when the VM ends"},
+    {"stats-file", OPT_ARG, "FILE.json",
+     "write the statistics as JSON to FILE.json at the end and on SIGUSR1"},
+    {"stats-collect", OPT_ARG, "on|full|off",
+     "collect lock, exit and region statistics: on (default) times 1 hold and exit in 8, "
+     "full times all, off leaves exit counts only"},
     {"help", OPT_FLAG, NULL, "print this help and exit"},
     {"version", OPT_FLAG, NULL, "print the version and exit"},
 };
@@ -282,6 +288,21 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         cfg->no_reboot = true;
     } else if (!strcmp(name, "stats")) {
         cfg->stats = true;
+    } else if (!strcmp(name, "stats-file")) {
+        if (!*val) {
+            FAIL("-stats-file: the file name is empty");
+        }
+        SET_STR(stats_file);
+    } else if (!strcmp(name, "stats-collect")) {
+        if (!strcmp(val, "on")) {
+            cfg->stats_collect = LOCKSTAT_SAMPLED;
+        } else if (!strcmp(val, "full")) {
+            cfg->stats_collect = LOCKSTAT_FULL;
+        } else if (!strcmp(val, "off")) {
+            cfg->stats_collect = LOCKSTAT_OFF;
+        } else {
+            FAIL("-stats-collect: '%s' is not on, full or off", val);
+        }
     } else if (!strcmp(name, "help")) {
         cfg->help = true;
     } else if (!strcmp(name, "version")) {
@@ -303,6 +324,7 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->topology = (CpuTopology){.cpus = 1, .sockets = 1, .cores = 1, .threads = 1};
     cfg->emulation_assists = -1;
     cfg->ram_size = 128ULL << 20;
+    cfg->stats_collect = LOCKSTAT_SAMPLED;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
     cfg->iothreads = g_ptr_array_new_with_free_func(iothread_config_free);
 
@@ -350,6 +372,7 @@ void vm_config_clear(VmConfig *cfg)
     g_free(cfg->kernel);
     g_free(cfg->initrd);
     g_free(cfg->append);
+    g_free(cfg->stats_file);
     for (int i = 0; i < cfg->nserial; i++) {
         g_free(cfg->serial[i]);
     }

@@ -53,6 +53,7 @@ struct Machine {
     int exit_requested; /* atomic */
     int exit_status;    /* written once, before exit_requested */
     BootProtocol boot_protocol;
+    const char *host_kind; /* set when the host emulates guest kernel code */
     unsigned resets; /* completed resets */
 };
 
@@ -398,14 +399,7 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
     if (!pc_boot(m, errp)) {
         goto fail;
     }
-    /* Once the VM is built, so that a start-up error stays one line. */
-    if (emulating) {
-        fprintf(stderr,
-                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
-                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
-                "the emulator lacks\n",
-                host_kind);
-    }
+    m->host_kind = emulating ? host_kind : NULL;
     return m;
 
 fail:
@@ -432,6 +426,15 @@ bool machine_start(Machine *m, GError **errp)
                 return false;
             }
         }
+    }
+    /* Before the vCPUs run, after every start-up error could have happened
+     * (which stays a single line). */
+    if (m->host_kind) {
+        fprintf(stderr,
+                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
+                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
+                "the emulator lacks\n",
+                m->host_kind);
     }
     for (int i = 0; i < m->ncpus; i++) {
         if (!cpu_start(m->cpus[i], errp)) {
@@ -472,67 +475,26 @@ void machine_destroy(Machine *m)
     g_free(m);
 }
 
-/* Instructions kvmloop finished for an emulating host's KVM, per vCPU. */
-static void pc_print_assist_stats(Machine *m, FILE *f)
+/* What only this machine knows for -stats: the instructions kvmloop finished
+ * for an emulating host's KVM, per vCPU, and when the guest first ran. */
+void machine_print_host_stats(Machine *m, FILE *f)
 {
-    if (!kvm_emulation_assists(m->kvm)) {
-        return;
-    }
-    fprintf(f, "emulation assists:\n  %-6s", "vcpu");
-    for (int a = 0; a < KVM_ASSIST__MAX; a++) {
-        fprintf(f, " %10s", kvm_assist_names[a]);
-    }
-    fprintf(f, "\n");
-    for (int i = 0; i < m->ncpus; i++) {
-        uint64_t n[KVM_ASSIST__MAX];
-        kvm_vcpu_assist_counts(m->vcpus[i], n);
-        fprintf(f, "  %-6d", i);
+    if (kvm_emulation_assists(m->kvm)) {
+        fprintf(f, "emulation assists:\n  %-6s", "vcpu");
         for (int a = 0; a < KVM_ASSIST__MAX; a++) {
-            fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
+            fprintf(f, " %10s", kvm_assist_names[a]);
         }
         fprintf(f, "\n");
-    }
-}
-
-static void print_region_stats(MemoryRegion *mr, void *opaque)
-{
-    FILE *f = opaque;
-    fprintf(f, "  %-24s %12" G_GUINT64_FORMAT " %12" G_GUINT64_FORMAT "  %s\n", mr->name,
-            __atomic_load_n(&mr->accesses, __ATOMIC_RELAXED),
-            __atomic_load_n(&mr->bql_accesses, __ATOMIC_RELAXED),
-            lock_policy_name(memory_region_lock_policy(mr)));
-}
-
-void machine_print_stats(Machine *m, FILE *f)
-{
-    KLockStats b = klock_stats(bql_klock());
-    fprintf(f, "kvmloop statistics\n");
-    fprintf(f,
-            "BQL: %" G_GUINT64_FORMAT " acquisitions, %" G_GUINT64_FORMAT
-            " contended, wait %.3f ms, hold %.3f ms\n",
-            b.acquisitions, b.contended, b.wait_ns / 1e6, b.hold_ns / 1e6);
-    fprintf(f, "exits per vCPU:\n  %-6s", "vcpu");
-    for (int r = 0; r < VCPU_EXIT__MAX; r++) {
-        fprintf(f, " %10s", vcpu_exit_reason_names[r]);
-    }
-    fprintf(f, "\n");
-    for (int i = 0; i < m->ncpus; i++) {
-        CpuStats s = cpu_stats(m->cpus[i]);
-        fprintf(f, "  %-6d", i);
-        for (int r = 0; r < VCPU_EXIT__MAX; r++) {
-            fprintf(f, " %10" G_GUINT64_FORMAT, s.exits[r]);
+        for (int i = 0; i < m->ncpus; i++) {
+            uint64_t n[KVM_ASSIST__MAX];
+            kvm_vcpu_assist_counts(m->vcpus[i], n);
+            fprintf(f, "  %-6d", i);
+            for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+                fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
+            }
+            fprintf(f, "\n");
         }
-        fprintf(f, "\n");
     }
-    fprintf(f, "regions:\n  %-24s %12s %12s  %s\n", "name", "accesses", "with BQL", "lock");
-    address_space_foreach(m->pio, print_region_stats, f);
-    address_space_foreach(m->mmio, print_region_stats, f);
-    AddressSpaceStats io = address_space_stats(m->pio), mem = address_space_stats(m->mmio);
-    fprintf(f,
-            "unassigned: io %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT
-            " writes, memory %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT " writes\n",
-            io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes);
-    pc_print_assist_stats(m, f);
     if (kvm_first_entry_ns()) {
         fprintf(f, "boot: first guest entry %.1f ms after kvmloop started\n",
                 (kvm_first_entry_ns() - kvmloop_start_ns()) / 1e6);
