@@ -1,4 +1,5 @@
 /* Smoke test of the benchmarks: a tiny exit-bench and kick-latency run give well-formed output. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,13 +87,26 @@ static void test_exit_bench(void)
     g_assert_true(json_object_has_member(json_object_get_object_member(o, "host"), "kvm"));
     JsonArray *rows = json_object_get_array_member(o, "rows");
     g_assert_cmpuint(json_array_get_length(rows), ==, (guint)table_rows);
+    bool kvmloop_stats = false;
     for (guint i = 0; i < json_array_get_length(rows); i++) {
         JsonObject *r = json_array_get_object_element(rows, i);
+        /* kvmloop's own statistics: read from -stats-file when they were on. */
+        if (!strcmp(json_object_get_string_member(r, "mode"), "bql") &&
+            strcmp(json_object_get_string_member(r, "stats"), "off") != 0) {
+            JsonNode *h = json_object_get_member(r, "handle_ns_per_exit");
+            JsonNode *w = json_object_get_member(r, "bql_wait_percent");
+            g_assert_true(JSON_NODE_HOLDS_VALUE(h) && JSON_NODE_HOLDS_VALUE(w));
+            g_assert_cmpfloat(json_node_get_double(h), >, 0);
+            g_assert_cmpfloat(json_node_get_double(w), >=, 0);
+            kvmloop_stats = true;
+        }
         g_assert_cmpint(json_object_get_int_member(r, "runs"), ==, 1);
         g_assert_cmpint(json_object_get_int_member(r, "failures"), ==, 0);
         g_assert_cmpfloat(json_object_get_double_member(r, "exits_per_s"), >, 0);
         g_assert_cmpfloat(json_object_get_double_member(r, "wall_ns_per_exit"), >, 0);
     }
+
+    g_assert_true(kvmloop_stats);
 
     const char *dat[] = {"scaling.dat", "delay.dat"};
     for (unsigned i = 0; i < G_N_ELEMENTS(dat); i++) {
