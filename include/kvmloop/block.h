@@ -1,5 +1,4 @@
-/* Asynchronous file I/O for device models: io_uring or a thread pool, completed on an event loop.
- */
+/* Asynchronous file I/O for device models: io_uring or worker threads, completed on a loop. */
 #ifndef KVMLOOP_BLOCK_H
 #define KVMLOOP_BLOCK_H
 
@@ -13,9 +12,9 @@ typedef struct BlockAio BlockAio;
 typedef struct BlockAioReq BlockAioReq;
 
 typedef enum {
-    BLOCK_AIO_AUTO,     /* io_uring, else the thread pool (with a one-line notice) */
+    BLOCK_AIO_AUTO,     /* io_uring, else the worker threads (with a one-line notice) */
     BLOCK_AIO_IO_URING, /* io_uring or fail */
-    BLOCK_AIO_THREADS,  /* GLib's thread pool */
+    BLOCK_AIO_THREADS,  /* four worker threads doing preadv/pwritev/fdatasync */
 } BlockAioBackend;
 
 typedef enum {
@@ -43,11 +42,11 @@ struct BlockAioReq {
 };
 
 /* A submission and completion context served by @loop: an io_uring whose
- * completion eventfd @loop watches, or a thread pool whose workers hand
+ * completion eventfd @loop watches, or worker threads that hand
  * results back through an eventfd. "io_uring unavailable" (the ring cannot
  * be set up: seccomp, an old kernel, or the environment variable
  * KVMLOOP_NO_IO_URING=1, which the tests use) makes BLOCK_AIO_AUTO fall
- * back to the pool. Returns NULL with a one-line error naming @what. Call
+ * back to the workers. Returns NULL with a one-line error naming @what. Call
  * it in @loop's context (iothread_run_sync() for an iothread's loop). */
 BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what, GError **errp);
 /* Wait for every request in flight, run their @done, stop watching and

@@ -1,10 +1,10 @@
-/* Asynchronous file I/O: an io_uring per context, or GLib's thread pool where io_uring is
- * unavailable. */
+/* Asynchronous file I/O: an io_uring per context, or worker threads without io_uring. */
 #include "kvmloop/block.h"
 #include "kvmloop/error.h"
 
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,11 +22,18 @@ struct BlockAio {
     unsigned inflight; /* loop thread only */
     bool ring_ok;
     struct io_uring ring;
-    GThreadPool *pool;
-    /* Requests finished off the ring: by workers, or refused at submission. */
-    GMutex lock;
-    GCond cond;
+    pthread_t workers[BLOCK_AIO_POOL_THREADS];
+    unsigned nworkers;
+    bool stopping; /* under lock: workers exit once nothing is pending */
+    /* Requests finished off the ring (by workers, or refused at submission),
+     * and requests for the workers. Plain pthreads rather than GLib's thread
+     * pool: its hand-overs go through futexes ThreadSanitizer cannot see, and
+     * it may pass a context to a thread some other pool created. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* something finished */
+    pthread_cond_t work; /* something pending, or stopping */
     BlockAioReq *finished;
+    BlockAioReq *pending, **pending_tail;
 };
 
 bool block_aio_backend_parse(const char *s, BlockAioBackend *out)
@@ -58,12 +65,13 @@ unsigned block_aio_inflight(const BlockAio *a)
 static void block_aio_finish(BlockAio *a, BlockAioReq *r, int64_t ret)
 {
     r->ret = ret;
-    g_mutex_lock(&a->lock);
+    pthread_mutex_lock(&a->lock);
     r->next = a->finished;
     a->finished = r;
-    g_cond_broadcast(&a->cond);
-    g_mutex_unlock(&a->lock);
+    pthread_cond_broadcast(&a->cond);
+    /* Under the lock: once a drain has reaped @r, @a may be freed. */
     event_notifier_set(&a->done_ev);
+    pthread_mutex_unlock(&a->lock);
 }
 
 static void block_aio_complete(BlockAio *a, BlockAioReq *r, int64_t ret)
@@ -74,16 +82,16 @@ static void block_aio_complete(BlockAio *a, BlockAioReq *r, int64_t ret)
 }
 
 /* Run @done for everything finished so far; with @wait, first sleep until
- * something is (the thread pool's drain). */
+ * something is (the workers' drain). */
 static unsigned block_aio_reap_finished(BlockAio *a, bool wait)
 {
-    g_mutex_lock(&a->lock);
+    pthread_mutex_lock(&a->lock);
     while (wait && !a->finished) {
-        g_cond_wait(&a->cond, &a->lock);
+        pthread_cond_wait(&a->cond, &a->lock);
     }
     BlockAioReq *list = a->finished;
     a->finished = NULL;
-    g_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&a->lock);
     unsigned n = 0;
     while (list) {
         BlockAioReq *r = list;
@@ -177,10 +185,8 @@ static int64_t block_aio_rw_sync(BlockAioReq *r)
     return total;
 }
 
-static void block_aio_worker(gpointer data, gpointer opaque)
+static void block_aio_serve(BlockAio *a, BlockAioReq *r)
 {
-    BlockAioReq *r = data;
-    BlockAio *a = opaque;
     int64_t ret;
     if (r->op == BLOCK_OP_FLUSH) {
         ret = fdatasync(r->fd) < 0 ? -errno : 0;
@@ -188,6 +194,31 @@ static void block_aio_worker(gpointer data, gpointer opaque)
         ret = block_aio_rw_sync(r);
     }
     block_aio_finish(a, r, ret);
+}
+
+/* A worker serves the oldest pending request until told to stop. */
+static void *block_aio_worker(void *opaque)
+{
+    BlockAio *a = opaque;
+    pthread_mutex_lock(&a->lock);
+    for (;;) {
+        while (!a->pending && !a->stopping) {
+            pthread_cond_wait(&a->work, &a->lock);
+        }
+        BlockAioReq *r = a->pending;
+        if (!r) {
+            break;
+        }
+        a->pending = r->next;
+        if (!a->pending) {
+            a->pending_tail = &a->pending;
+        }
+        pthread_mutex_unlock(&a->lock);
+        block_aio_serve(a, r);
+        pthread_mutex_lock(&a->lock);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
 }
 
 static void block_aio_submit_ring(BlockAio *a, BlockAioReq *r)
@@ -231,10 +262,12 @@ void block_aio_submit(BlockAio *a, BlockAioReq *r)
         block_aio_submit_ring(a, r);
         return;
     }
-    g_autoptr(GError) err = NULL;
-    if (!g_thread_pool_push(a->pool, r, &err)) {
-        block_aio_finish(a, r, -EAGAIN);
-    }
+    r->next = NULL;
+    pthread_mutex_lock(&a->lock);
+    *a->pending_tail = r;
+    a->pending_tail = &r->next;
+    pthread_cond_signal(&a->work);
+    pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- Set-up ------------------------------------------------------------- */
@@ -257,13 +290,27 @@ static int block_aio_ring_init(BlockAio *a)
     return 0;
 }
 
+static void block_aio_stop_workers(BlockAio *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    pthread_cond_broadcast(&a->work);
+    pthread_mutex_unlock(&a->lock);
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        pthread_join(a->workers[i], NULL);
+    }
+    a->nworkers = 0;
+}
+
 BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what, GError **errp)
 {
     BlockAio *a = g_new0(BlockAio, 1);
     a->loop = loop;
     a->what = g_strdup(what);
-    g_mutex_init(&a->lock);
-    g_cond_init(&a->cond);
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    pthread_cond_init(&a->work, NULL);
+    a->pending_tail = &a->pending;
     int r = event_notifier_init(&a->done_ev, false);
     if (r < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "%s: eventfd failed: %s", what,
@@ -278,26 +325,33 @@ BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what,
             goto fail_ring;
         }
         if (r < 0) {
-            fprintf(stderr, "kvmloop: %s: io_uring is unavailable (%s); using a thread pool\n",
+            fprintf(stderr, "kvmloop: %s: io_uring is unavailable (%s); using worker threads\n",
                     what, g_strerror(-r));
         }
     }
     a->backend = a->ring_ok ? BLOCK_AIO_IO_URING : BLOCK_AIO_THREADS;
     if (!a->ring_ok) {
-        a->pool = g_thread_pool_new(block_aio_worker, a, BLOCK_AIO_POOL_THREADS, FALSE, errp);
-        if (!a->pool) {
-            goto fail_ring;
+        for (; a->nworkers < BLOCK_AIO_POOL_THREADS; a->nworkers++) {
+            r = pthread_create(&a->workers[a->nworkers], NULL, block_aio_worker, a);
+            if (r != 0) {
+                g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(r),
+                            "%s: cannot start an I/O thread: %s", what, g_strerror(r));
+                goto fail_workers;
+            }
         }
     }
     a->watch = event_loop_add_fd(loop, event_notifier_get_fd(&a->done_ev), EVENT_IN, "block-aio",
                                  block_aio_event, a);
     return a;
 
+fail_workers:
+    block_aio_stop_workers(a);
 fail_ring:
     event_notifier_cleanup(&a->done_ev);
 fail_notifier:
-    g_mutex_clear(&a->lock);
-    g_cond_clear(&a->cond);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+    pthread_cond_destroy(&a->work);
     g_free(a->what);
     g_free(a);
     return NULL;
@@ -315,12 +369,11 @@ void block_aio_free(BlockAio *a)
     if (a->ring_ok) {
         io_uring_queue_exit(&a->ring);
     }
-    if (a->pool) {
-        g_thread_pool_free(a->pool, FALSE, TRUE);
-    }
+    block_aio_stop_workers(a);
     event_notifier_cleanup(&a->done_ev);
-    g_mutex_clear(&a->lock);
-    g_cond_clear(&a->cond);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+    pthread_cond_destroy(&a->work);
     g_free(a->what);
     g_free(a);
 }

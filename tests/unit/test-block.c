@@ -1,4 +1,4 @@
-/* block: reads, writes and flushes through io_uring and the thread pool, completed on a loop. */
+/* block: reads, writes and flushes through io_uring and the worker threads, completed on a loop. */
 #include "kvmloop/block.h"
 
 #include <errno.h>
