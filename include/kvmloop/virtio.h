@@ -164,4 +164,15 @@ bool virtio_running(const VirtioDevice *vd);
 VirtioStats virtio_device_stats(Device *dev);
 bool virtio_device_broken(Device *dev);
 
+/* ---- virtio-blk (virtio-blk-pci) ------------------------------------------ */
+
+typedef struct VirtioBlkStats {
+    uint64_t requests;        /* requests the driver made */
+    uint64_t completions_bql; /* I/O completions handled with the BQL held */
+    uint64_t errors;          /* answered IOERR or UNSUPP */
+} VirtioBlkStats;
+
+/* The counters of a virtio-blk-pci device. Any thread. */
+VirtioBlkStats virtio_blk_stats(Device *dev);
+
 #endif

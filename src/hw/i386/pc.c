@@ -271,6 +271,20 @@ static bool pc_init_devices(Machine *m, GError **errp)
         }
         g_ptr_array_add(m->devices, d);
     }
+    for (guint i = 0; i < cfg->drives->len; i++) {
+        GHashTable *props = cfg->drives->pdata[i];
+        const char *id = g_hash_table_lookup(props, "id");
+        if (machine_find_device(m, id)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "-drive: id '%s' is already in use",
+                        id);
+            return false;
+        }
+        Device *d = device_create(m, "virtio-blk-pci", props, errp);
+        if (!d) {
+            return false;
+        }
+        g_ptr_array_add(m->devices, d);
+    }
     return true;
 }
 
