@@ -54,7 +54,7 @@ struct Machine {
     int exit_status;    /* written once, before exit_requested */
     BootProtocol boot_protocol;
     const char *host_kind; /* set when the host emulates guest kernel code */
-    unsigned resets; /* completed resets */
+    unsigned resets;       /* completed resets */
 };
 
 AddressSpace *machine_pio(Machine *m)
