@@ -348,19 +348,27 @@ static void con_stopped(Machine *m, int status, void *opaque)
 
 static void con_run(ConRun *r, const char *append)
 {
-    const char *k = NULL;
-    g_autofree char *kernel = payload("virtio-console");
+    g_autofree char *k = payload("virtio-console");
     g_autofree char *dev =
         g_strdup_printf("virtio-console-pci,id=con0,chardev=capture%s%s",
                         r->iothread ? ",iothread=" : "", r->iothread ? r->iothread : "");
-    k = kernel;
-    const char *argv[] = {
-        "kvmloop",         "-serial", "capture", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
-        "-kernel",         k,         "-append", append,    "-object",
-        "iothread,id=io0", "-device", dev};
+    g_autofree char *obj = g_strdup_printf("iothread,id=%s", r->iothread ? r->iothread : "");
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    const char *fixed[] = {
+        "kvmloop", "-serial", "capture", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
+        "-kernel", k,         "-append", append};
+    for (unsigned i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        g_ptr_array_add(argv, (char *)fixed[i]);
+    }
+    if (r->iothread) {
+        g_ptr_array_add(argv, "-object");
+        g_ptr_array_add(argv, obj);
+    }
+    g_ptr_array_add(argv, "-device");
+    g_ptr_array_add(argv, dev);
     VmConfig cfg;
     g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, G_N_ELEMENTS(argv), (char **)argv, &err)) {
+    if (!vm_config_parse(&cfg, (int)argv->len, (char **)argv->pdata, &err)) {
         g_error("bad test command line: %s", err->message);
     }
     VmHooks hooks = {.started = con_started, .stopped = con_stopped, .opaque = r};
