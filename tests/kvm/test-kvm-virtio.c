@@ -16,6 +16,8 @@
 #include "kvmloop/machine.h"
 #include "kvmloop/virtio.h"
 
+#include "kvm-test.h"
+
 typedef struct Run {
     int status;
     char *serial;
@@ -418,30 +420,10 @@ static void test_console_bad(void)
     con_expect_error("virtio-console-pci,chardev=null,iothread=nope", "null");
 }
 
-static void require_kvm(void)
-{
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        return;
-    }
-    if (g_getenv("CI")) {
-        fprintf(stderr, "FAIL: /dev/kvm is not usable (%s) and CI needs these tests\n",
-                g_strerror(errno));
-        exit(1);
-    }
-    fprintf(stderr, "SKIP: /dev/kvm is not usable: %s\n", g_strerror(errno));
-    exit(77);
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    require_kvm();
-    guest_dir = g_getenv("KVMLOOP_GUEST_DIR");
-    if (!guest_dir) {
-        g_error("KVMLOOP_GUEST_DIR is not set");
-    }
+    guest_dir = kvm_test_init();
     g_test_add_data_func("/kvm/virtio/rng/main-loop", GINT_TO_POINTER(0), test_rng);
     g_test_add_data_func("/kvm/virtio/rng/iothread", GINT_TO_POINTER(1), test_rng);
     static const char *const modes[] = {"1", "2", "3", "4", "5", "6"};

@@ -76,8 +76,8 @@ static bool run_gnuplot(const char *script_path, GError **errp)
         return false;
     }
     if (!g_spawn_check_wait_status(status, NULL)) {
-        g_set_error(errp, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "gnuplot %s failed: %s",
-                    script_path, err ? g_strstrip(err) : "");
+        g_set_error(errp, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "gnuplot %s failed: %s", script_path,
+                    err ? g_strstrip(err) : "");
         return false;
     }
     return true;
@@ -132,7 +132,8 @@ static bool plot_wait_histogram(JsonObject *root, const char *lock, int top, con
     for (int b = 1; b < NBUCKETS; b++) {
         g_string_append_printf(data, "%llu", 1ULL << b);
         for (guint i = 0; i < n; i++) {
-            g_string_append_printf(data, "\t%" G_GINT64_FORMAT, g_array_index(all, Site, i).hist[b]);
+            g_string_append_printf(data, "\t%" G_GINT64_FORMAT,
+                                   g_array_index(all, Site, i).hist[b]);
         }
         g_string_append_c(data, '\n');
     }
@@ -146,15 +147,16 @@ static bool plot_wait_histogram(JsonObject *root, const char *lock, int top, con
     g_autofree char *q_out = gp_quote(out_path), *q_data = gp_quote(data_path);
     g_autofree char *q_lock = gp_quote(lock);
     GString *gp = g_string_new(NULL);
-    g_string_append_printf(gp,
-                           "set terminal %s\nset output %s\n"
-                           "set title sprintf(\"Waits for %%s by acquiring site (contended "
-                           "acquisitions)\", %s)\n"
-                           "set termoption noenhanced\nset logscale x 10\nset format x \"%%.0s%%cs\"\n"
-                           "set xlabel \"wait time (bucket lower bound)\"\n"
-                           "set ylabel \"acquisitions\"\nset key outside right top\n"
-                           "set style data linespoints\nset grid\n",
-                           terminal(format), q_out, q_lock);
+    g_string_append_printf(
+        gp,
+        "set terminal %s\nset output %s\n"
+        "set title sprintf(\"Waits for %%s by acquiring site (contended "
+        "acquisitions)\", %s)\n"
+        "set termoption noenhanced\nset logscale x 10\nset format x \"%%.0s%%cs\"\n"
+        "set xlabel \"wait time (bucket lower bound)\"\n"
+        "set ylabel \"acquisitions\"\nset key outside right top\n"
+        "set style data linespoints\nset grid\n",
+        terminal(format), q_out, q_lock);
     if (n == 0) {
         g_string_append_printf(gp, "set label \"no site waited for this lock\" at graph 0.4,0.5\n"
                                    "plot [1:1e9] 0 notitle\n");
@@ -174,8 +176,8 @@ static bool plot_wait_histogram(JsonObject *root, const char *lock, int top, con
 }
 
 static const char *const exit_reasons[] = {
-    "io", "mmio", "intr", "hlt", "shutdown", "system-event", "internal-error", "fail-entry",
-    "unknown", "other",
+    "io",           "mmio",           "intr",       "hlt",     "shutdown",
+    "system-event", "internal-error", "fail-entry", "unknown", "other",
 };
 
 static bool plot_vcpus(JsonObject *root, const char *dir, const char *format, GError **errp)
