@@ -36,6 +36,7 @@ typedef struct VmConfig {
     int nserial;
     GPtrArray *devices;   /* char *: -device specs */
     GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
+    GPtrArray *drives;    /* GHashTable *: virtio-blk-pci properties, one per -drive */
     bool no_reboot;
     bool nographic;
     bool stats;        /* -stats: print the tables at the end */

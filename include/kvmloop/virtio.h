@@ -164,4 +164,23 @@ bool virtio_running(const VirtioDevice *vd);
 VirtioStats virtio_device_stats(Device *dev);
 bool virtio_device_broken(Device *dev);
 
+/* ---- virtio-blk (virtio-blk-pci) ------------------------------------------ */
+
+typedef struct VirtioBlkStats {
+    uint64_t requests;        /* requests the driver made */
+    uint64_t completions_bql; /* I/O completions handled with the BQL held */
+    uint64_t errors;          /* answered IOERR or UNSUPP */
+} VirtioBlkStats;
+
+/* The counters of a virtio-blk-pci device. Any thread. */
+VirtioBlkStats virtio_blk_stats(Device *dev);
+
+/* ---- virtio-console (virtio-console-pci) ---------------------------------- */
+
+/* The character backend of a virtio-console-pci device (its "chardev"
+ * property). Input given to it with chardev_deliver() reaches the guest's
+ * receive buffers; call that on the device's data-plane thread (the main
+ * loop with the BQL, or its iothread). Main thread, BQL held. */
+Chardev *virtio_console_chardev(Device *dev);
+
 #endif

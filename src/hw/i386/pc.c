@@ -54,7 +54,7 @@ struct Machine {
     int exit_status;    /* written once, before exit_requested */
     BootProtocol boot_protocol;
     const char *host_kind; /* set when the host emulates guest kernel code */
-    unsigned resets; /* completed resets */
+    unsigned resets;       /* completed resets */
 };
 
 AddressSpace *machine_pio(Machine *m)
@@ -267,6 +267,20 @@ static bool pc_init_devices(Machine *m, GError **errp)
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS,
                         "-device %s: id '%s' is already in use (give it id=NAME)", spec, d->id);
             device_destroy(d);
+            return false;
+        }
+        g_ptr_array_add(m->devices, d);
+    }
+    for (guint i = 0; i < cfg->drives->len; i++) {
+        GHashTable *props = cfg->drives->pdata[i];
+        const char *id = g_hash_table_lookup(props, "id");
+        if (machine_find_device(m, id)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "-drive: id '%s' is already in use",
+                        id);
+            return false;
+        }
+        Device *d = device_create(m, "virtio-blk-pci", props, errp);
+        if (!d) {
             return false;
         }
         g_ptr_array_add(m->devices, d);
