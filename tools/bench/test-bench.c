@@ -2,13 +2,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "kvm-test.h"
+
 static const char *build_dir;
+static const char *guest_dir;
 
 /* The tiny configuration: the floor and lock=bql on one vCPU, one delay.
  * Few kvmloop runs, since each costs a second or two under ThreadSanitizer.
@@ -125,7 +127,7 @@ static void test_kick_latency(void)
     g_autofree char *tmp = g_dir_make_tmp("bench-smoke-XXXXXX", NULL);
     g_autofree char *json = g_build_filename(tmp, "kick.json", NULL);
     g_autofree char *bin = g_build_filename(build_dir, "tools", "bench", "kick-latency", NULL);
-    g_autofree char *spin = g_build_filename(build_dir, "tests", "guest", "spin.elf", NULL);
+    g_autofree char *spin = g_build_filename(guest_dir, "spin.elf", NULL);
     char *argv[] = {bin,   "-kicks",  "50", "-rounds", "2",  "-gap-us",
                     "200", "-kernel", spin, "-json",   json, NULL};
     int status;
@@ -159,10 +161,7 @@ int main(int argc, char **argv)
         g_printerr("test-bench: KVMLOOP_BUILD_DIR is not set\n");
         return 1;
     }
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        g_printerr("test-bench: no usable /dev/kvm: skipped\n");
-        return 77;
-    }
+    guest_dir = kvm_test_init();
     g_test_add_func("/bench/exit-bench", test_exit_bench);
     g_test_add_func("/bench/kick-latency", test_kick_latency);
     return g_test_run();
