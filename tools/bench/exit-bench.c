@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -127,6 +128,7 @@ typedef struct Bench {
     char *tmpdir;
     char *load_start, *load_end;
     double tsc_hz;
+    bool pin; /* pin vCPU threads to CPUs */
     bool verbose;
 } Bench;
 
@@ -284,13 +286,57 @@ static bool child_spawn(Child *c, char **argv, const char *err_file, GError **er
 }
 
 typedef struct Marks {
+    bool pinned;
     double t_go, t_done, cpu_go, cpu_done;
     double cycles; /* the payload's count, NAN if it gave none */
 } Marks;
 
+/* The vCPU index of a thread named @comm: "vcpuN" (kvmloop, kvm-floor) or
+ * "CPU N/KVM" (QEMU); -1 for other threads. */
+static int vcpu_of_thread(const char *comm)
+{
+    int n;
+    if (sscanf(comm, "vcpu%d", &n) == 1 || sscanf(comm, "CPU %d/KVM", &n) == 1) {
+        return n;
+    }
+    return -1;
+}
+
+/* Pin each vCPU thread of process @pid to host CPU (index mod CPUs), so that
+ * vCPUs run side by side instead of wherever the scheduler's wake-ups put
+ * them. Other threads keep every CPU. Returns how many were pinned. */
+static int pin_vcpus(pid_t pid)
+{
+    g_autofree char *dir = g_strdup_printf("/proc/%d/task", (int)pid);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *tid;
+    int pinned = 0;
+
+    if (!d) {
+        return 0;
+    }
+    while ((tid = g_dir_read_name(d))) {
+        g_autofree char *path = g_strdup_printf("%s/%s/comm", dir, tid);
+        g_autofree char *comm = NULL;
+        int idx;
+        if (!g_file_get_contents(path, &comm, NULL, NULL) || (idx = vcpu_of_thread(comm)) < 0) {
+            continue;
+        }
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(idx % MAX(ncpus, 1), &set);
+        pinned += sched_setaffinity((pid_t)atoi(tid), sizeof(set), &set) == 0;
+    }
+    g_dir_close(d);
+    return pinned;
+}
+
 /* Read the child's output to its end, stamping the marker lines as they
- * arrive. False on a timeout (the child is then killed). */
-static bool child_read(Child *c, Marks *m, int timeout_s, GString *out)
+ * arrive; with @pin, pin its vCPU threads at the payload's first line (all
+ * vCPU threads exist by then, and the writes have not started). False on a
+ * timeout (the child is then killed). */
+static bool child_read(Child *c, Marks *m, int timeout_s, GString *out, bool pin)
 {
     double deadline = now_ns() + timeout_s * 1e9;
     size_t scanned = 0;
@@ -318,6 +364,10 @@ static bool child_read(Child *c, Marks *m, int timeout_s, GString *out)
         char *nl;
         while ((nl = memchr(out->str + scanned, '\n', out->len - scanned))) {
             size_t end = (size_t)(nl - out->str);
+            if (pin && !m->pinned) {
+                m->pinned = true;
+                pin_vcpus(c->pid);
+            }
             if (g_strstr_len(out->str + scanned, (gssize)(end - scanned), "bench-exits: go")) {
                 m->t_go = t;
                 m->cpu_go = cpu;
@@ -431,7 +481,7 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
     g_autoptr(GPtrArray) argv = build_argv(b, r, n, stats_file);
     g_autoptr(GString) out = g_string_new(NULL);
     Child c = {0};
-    Marks m = {NAN, NAN, NAN, NAN, NAN};
+    Marks m = {false, NAN, NAN, NAN, NAN, NAN};
     struct rusage ru;
     int status;
 
@@ -443,7 +493,7 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
     if (!child_spawn(&c, (char **)argv->pdata, err_file, errp)) {
         return false;
     }
-    bool finished = child_read(&c, &m, b->timeout_s, out);
+    bool finished = child_read(&c, &m, b->timeout_s, out, b->pin);
     close(c.out);
     while (wait4(c.pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
@@ -820,7 +870,8 @@ static bool write_json(Bench *b, const Host *h, const char *cmdline, const char 
     json_num_out(f, "n", (double)b->n, true);
     json_num_out(f, "user_n", (double)b->user_n, true);
     json_num_out(f, "repeat", b->repeat, true);
-    json_num_out(f, "max_cpus", b->max_cpus, false);
+    json_num_out(f, "max_cpus", b->max_cpus, true);
+    fprintf(f, "\"pinned\": %s", b->pin ? "true" : "false");
     fprintf(f, "},\n  \"rows\": [\n");
     for (guint i = 0; i < b->rows->len; i++) {
         Row *r = b->rows->pdata[i];
@@ -948,10 +999,11 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: exit-bench -build DIR [-qemu PATH|none] [-n N] [-user-n N] [-repeat R]\n"
                  "                  [-max-cpus N] [-delays NS,NS,...|none] [-modes M,M,...]\n"
-                 "                  [-json FILE] [-plot-dir DIR] [-timeout S] [-v]\n"
+                 "                  [-json FILE] [-plot-dir DIR] [-timeout S] [-pin] [-v]\n"
                  "  -build DIR   a kvmloop build: DIR/kvmloop, DIR/tools/bench/kvm-floor and\n"
                  "               DIR/tests/guest/bench-exits.elf\n"
-                 "  -modes       any of floor,bql,device,none,ioeventfd,qemu (default all)\n");
+                 "  -modes       any of floor,bql,device,none,ioeventfd,qemu (default all)\n"
+                 "  -pin         pin vCPU thread i of every VMM to host CPU i mod nproc\n");
 }
 
 static bool parse_long(const char *opt, const char *s, long min, long max, long *out)
@@ -1023,6 +1075,10 @@ static bool parse_args(Bench *b, int argc, char **argv, bool *modes, const char 
         const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "-v")) {
             b->verbose = true;
+            continue;
+        }
+        if (!strcmp(o, "-pin")) {
+            b->pin = true;
             continue;
         }
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
@@ -1161,9 +1217,10 @@ int main(int argc, char **argv)
     printf("## Exit benchmark\n\n");
     printf("Command: `%s`\n\n", cmdline);
     printf("Host: %ld CPUs, %s (TSC %.3f GHz), %s, %s. Load average before %s, after %s. %d "
-           "runs per row (median), %.0f s.\n",
+           "runs per row (median), %.0f s. vCPU threads %s.\n",
            h.nproc, h.cpu, b.tsc_hz / 1e9, h.kernel, h.kvm, b.load_start, b.load_end, b.repeat,
-           (g_get_monotonic_time() - t0) / 1e6);
+           (g_get_monotonic_time() - t0) / 1e6,
+           b.pin ? "pinned, vCPU i to CPU i mod nproc" : "placed by the scheduler");
     print_section(&b, SEC_MAIN, "Every mode, no service delay");
     print_section(&b, SEC_DELAY, "testdev delay-ns sweep (PIO)");
     print_section(&b, SEC_USER, "User CPU and the cost of statistics (long runs, PIO)");

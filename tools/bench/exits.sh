@@ -4,6 +4,7 @@
 #   OUTDIR defaults to $KVMLOOP_BUILD_DIR/bench (the build directory defaults to ./build).
 #   Options after OUTDIR go to exit-bench (e.g. -n 20000 -repeat 3 -qemu none); see
 #   tools/bench/README.md. KICKS=K and ROUNDS=R set the kick benchmark's size (1000 x 5).
+#   vCPU threads are pinned (exit-bench -pin): vCPU i on CPU i mod nproc.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${KVMLOOP_BUILD_DIR:-$root/build}
@@ -17,7 +18,7 @@ status=0
 {
     echo "# kvmloop exit and kick benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    "$bin/exit-bench" -build "$dir" -json "$out/exits.json" -plot-dir "$out" "$@" || status=1
+    "$bin/exit-bench" -build "$dir" -pin -json "$out/exits.json" -plot-dir "$out" "$@" || status=1
     echo
     echo "## Kick latency"
     echo

@@ -72,7 +72,11 @@ static void *floor_vcpu_thread(void *arg)
     uint64_t *other = &f->other[v->index];
     const uint16_t port = f->port;
     const uint64_t addr = f->addr;
+    char name[16];
 
+    /* kvmloop's thread names, so that exit-bench -pin finds them alike. */
+    g_snprintf(name, sizeof(name), "vcpu%d", v->index);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         int r = rawvm_vcpu_run(v);
         /* The counted exits: a compare, an increment, back in. */
