@@ -95,12 +95,13 @@ typedef struct Sample {
     double cpu_ns;  /* the child's CPU time over the same span */
     double user_ns; /* rusage of the whole run */
     double sys_ns;
-    double bql_wait_ns; /* kvmloop: BQL wait of the exit sites */
-    double handle_ns;   /* kvmloop: KVM_RUN return to next entry, all vCPUs */
-    double stat_exits;  /* kvmloop: exits counted by its statistics */
+    double bql_wait_ns;  /* kvmloop: BQL wait of the exit sites */
+    double handle_ns;    /* kvmloop: KVM_RUN return to next entry, all vCPUs */
+    double stat_exits;   /* kvmloop: exits counted by its statistics */
+    double lock_wait_ns; /* kvmloop: the vCPU threads' waits for any lock */
 } Sample;
 
-#define SAMPLE_FIELDS 7
+#define SAMPLE_FIELDS 8
 
 typedef struct Row {
     Section sec;
@@ -433,12 +434,13 @@ static bool read_stats(const char *file, Sample *s)
             }
         }
     }
-    s->handle_ns = s->stat_exits = 0;
+    s->handle_ns = s->stat_exits = s->lock_wait_ns = 0;
     JsonArray *va = json_node_get_array(vcpus);
     for (guint i = 0; i < json_array_get_length(va); i++) {
         JsonNode *v = json_array_get_element(va, i);
         s->handle_ns += json_num(v, "handle_ns");
         s->stat_exits += json_num(v, "exits_total");
+        s->lock_wait_ns += json_num(v, "lock_wait_ns");
     }
     return true;
 }
@@ -522,6 +524,7 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
         .bql_wait_ns = NAN,
         .handle_ns = NAN,
         .stat_exits = NAN,
+        .lock_wait_ns = NAN,
     };
     if (r->mode != MODE_FLOOR && r->mode != MODE_QEMU && b->kvmloop_stats_file &&
         r->stats != STATS_OFF) {
@@ -667,6 +670,7 @@ static void row_medians(Row *r)
 
 typedef struct Figures {
     double exits, exits_per_s, wall_ns, cpu_ns, user_ns, sys_ns, handle_ns, bql_wait_pct;
+    double lock_wait_pct;
 } Figures;
 
 static Figures figures(const Row *r)
@@ -682,6 +686,7 @@ static Figures figures(const Row *r)
     f.sys_ns = z ? (m->sys_ns - z->sys_ns) / f.exits : NAN;
     f.handle_ns = m->handle_ns / m->stat_exits;
     f.bql_wait_pct = m->bql_wait_ns / (m->wall_ns * r->vcpus) * 100;
+    f.lock_wait_pct = m->lock_wait_ns / (m->wall_ns * r->vcpus) * 100;
     return f;
 }
 
@@ -712,17 +717,18 @@ static void fmt(char *buf, size_t len, double v, int decimals)
 static void print_row(const Row *r)
 {
     Figures f = figures(r);
-    char c[6][32];
+    char c[7][32];
     fmt(c[0], 32, f.exits_per_s, 0);
     fmt(c[1], 32, f.wall_ns, 0);
     fmt(c[2], 32, f.cpu_ns, 0);
     fmt(c[3], 32, f.user_ns, 0);
     fmt(c[4], 32, f.handle_ns, 0);
     fmt(c[5], 32, f.bql_wait_pct, 1);
-    printf("| %s | %s | %d | %g | %s | %u/%u | %s | %s | %s | %s | %s | %s |\n",
+    fmt(c[6], 32, f.lock_wait_pct, 1);
+    printf("| %s | %s | %d | %g | %s | %u/%u | %s | %s | %s | %s | %s | %s | %s |\n",
            mode_names[r->mode], r->mmio ? "mmio" : "pio", r->vcpus, r->delay_ns / 1000.0,
            stats_names[r->stats], r->samples->len, r->samples->len + r->failures, c[0], c[1], c[2],
-           c[3], c[4], c[5]);
+           c[3], c[4], c[5], c[6]);
 }
 
 static void print_section(Bench *b, Section sec, const char *title)
@@ -736,8 +742,8 @@ static void print_section(Bench *b, Section sec, const char *title)
         if (!any) {
             printf("\n### %s\n\n", title);
             printf("| mode | io | vCPUs | delay us | stats | runs | exits/s | wall ns/exit | "
-                   "CPU ns/exit | user ns/exit | kvmloop ns/exit | BQL wait %% |\n");
-            printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                   "CPU ns/exit | user ns/exit | kvmloop ns/exit | BQL wait %% | lock wait %% |\n");
+            printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
             any = true;
         }
         print_row(r);
@@ -824,7 +830,7 @@ static void print_derived(Bench *b)
         printf("- delay %g us, %d vCPUs: lock=bql loses %.0f ns per exit against lock=none; the "
                "statistics show %s ns of BQL wait per exit (%s %% of the loss). kvmloop's handling "
                "per exit: %s ns with the BQL, %s ns without (the wait is %s %% of the "
-               "difference)\n",
+               "difference; above 100 %% where lock=none loses time to preemption instead)\n",
                delay / 1000.0, v, lost, w, pct, hb, hn, hpct);
     }
 }
@@ -893,7 +899,8 @@ static bool write_json(Bench *b, const Host *h, const char *cmdline, const char 
         json_num_out(f, "user_ns_per_exit", r->samples->len ? g.user_ns : NAN, true);
         json_num_out(f, "sys_ns_per_exit", r->samples->len ? g.sys_ns : NAN, true);
         json_num_out(f, "handle_ns_per_exit", r->samples->len ? g.handle_ns : NAN, true);
-        json_num_out(f, "bql_wait_percent", r->samples->len ? g.bql_wait_pct : NAN, false);
+        json_num_out(f, "bql_wait_percent", r->samples->len ? g.bql_wait_pct : NAN, true);
+        json_num_out(f, "lock_wait_percent", r->samples->len ? g.lock_wait_pct : NAN, false);
         fprintf(f, "}%s\n", i + 1 < b->rows->len ? "," : "");
     }
     fprintf(f, "  ]\n}\n");

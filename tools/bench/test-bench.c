@@ -78,7 +78,7 @@ static void test_exit_bench(void)
     g_assert_true(g_spawn_check_wait_status(status, NULL));
     g_assert_nonnull(strstr(md, "## Exit benchmark"));
     g_assert_nonnull(strstr(md, "### Readings"));
-    int table_rows = count_table_rows(md, 12, "wall ns/exit");
+    int table_rows = count_table_rows(md, 13, "wall ns/exit");
     g_assert_cmpint(table_rows, >=, SMOKE_ROWS_MIN);
     g_assert_cmpint(table_rows, <=, SMOKE_ROWS_MAX);
 
@@ -97,7 +97,9 @@ static void test_exit_bench(void)
             strcmp(json_object_get_string_member(r, "stats"), "off") != 0) {
             JsonNode *h = json_object_get_member(r, "handle_ns_per_exit");
             JsonNode *w = json_object_get_member(r, "bql_wait_percent");
-            g_assert_true(JSON_NODE_HOLDS_VALUE(h) && JSON_NODE_HOLDS_VALUE(w));
+            JsonNode *l = json_object_get_member(r, "lock_wait_percent");
+            g_assert_true(JSON_NODE_HOLDS_VALUE(h) && JSON_NODE_HOLDS_VALUE(w) &&
+                          JSON_NODE_HOLDS_VALUE(l));
             g_assert_cmpfloat(json_node_get_double(h), >, 0);
             g_assert_cmpfloat(json_node_get_double(w), >=, 0);
             kvmloop_stats = true;
