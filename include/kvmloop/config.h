@@ -36,6 +36,7 @@ typedef struct VmConfig {
     int nserial;
     GPtrArray *devices;   /* char *: -device specs */
     GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
+    GPtrArray *qmp;       /* QmpEndpoint *: -qmp, socket paths unique, stdio at most once */
     bool no_reboot;
     bool nographic;
     bool stats;

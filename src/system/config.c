@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvmloop/device.h"
+#include "kvmloop/qmp.h"
 
 bool parse_size(const char *s, uint64_t unit, uint64_t *out)
 {
@@ -88,6 +89,8 @@ static const OptDef options[] = {
     {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
     {"object", OPT_ARG, "iothread,id=NAME[,loop=L]",
      "start an iothread running its own event loop (L: glib or libevent)"},
+    {"qmp", OPT_ARG, "unix:PATH,server=on[,wait=off]|stdio",
+     "QMP monitor on a unix socket or on stdin/stdout (may be repeated)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
     {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
@@ -203,6 +206,41 @@ static bool parse_object(VmConfig *cfg, const char *val, GError **errp)
     return true;
 }
 
+/* -qmp: QEMU's spelling; each socket path once, stdio once. */
+static bool parse_qmp(VmConfig *cfg, const char *val, GError **errp)
+{
+    QmpEndpoint *ep = qmp_endpoint_parse(val, errp);
+    if (!ep) {
+        return false;
+    }
+    for (guint i = 0; i < cfg->qmp->len; i++) {
+        const QmpEndpoint *other = cfg->qmp->pdata[i];
+        if (other->kind != ep->kind ||
+            (ep->kind == QMP_ENDPOINT_UNIX && strcmp(other->path, ep->path) != 0)) {
+            continue;
+        }
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    ep->kind == QMP_ENDPOINT_STDIO
+                        ? "-qmp %s: cannot use stdio by multiple character devices"
+                        : "-qmp %s: the socket path is already used by another -qmp",
+                    val);
+        qmp_endpoint_free(ep);
+        return false;
+    }
+    g_ptr_array_add(cfg->qmp, ep);
+    return true;
+}
+
+static bool qmp_uses_stdio(const VmConfig *cfg)
+{
+    for (guint i = 0; i < cfg->qmp->len; i++) {
+        if (((const QmpEndpoint *)cfg->qmp->pdata[i])->kind == QMP_ENDPOINT_STDIO) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool apply_option(VmConfig *cfg, const char *name, const char *val, GError **errp)
 {
 #define FAIL(...)                                                                                  \
@@ -276,6 +314,8 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         g_ptr_array_add(cfg->devices, g_strdup(val));
     } else if (!strcmp(name, "object")) {
         return parse_object(cfg, val, errp);
+    } else if (!strcmp(name, "qmp")) {
+        return parse_qmp(cfg, val, errp);
     } else if (!strcmp(name, "nographic")) {
         cfg->nographic = true;
     } else if (!strcmp(name, "no-reboot")) {
@@ -305,6 +345,7 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->ram_size = 128ULL << 20;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
     cfg->iothreads = g_ptr_array_new_with_free_func(iothread_config_free);
+    cfg->qmp = g_ptr_array_new_with_free_func((GDestroyNotify)qmp_endpoint_free);
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -336,8 +377,19 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
                     "no kernel given: use -kernel FILE (see --help)");
         return false;
     }
+    /* stdin and stdout carry QMP then: the serial port may not read or write
+     * them, and its default becomes null. */
+    bool qmp_stdio = qmp_uses_stdio(cfg);
+    for (int i = 0; qmp_stdio && i < cfg->nserial; i++) {
+        if (!strcmp(cfg->serial[i], "stdio")) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-serial stdio: cannot use stdio by multiple character devices "
+                        "(-qmp stdio has it)");
+            return false;
+        }
+    }
     if (cfg->nserial == 0) {
-        cfg->serial[cfg->nserial++] = g_strdup("stdio");
+        cfg->serial[cfg->nserial++] = g_strdup(qmp_stdio ? "null" : "stdio");
     }
     return true;
 }
@@ -358,6 +410,9 @@ void vm_config_clear(VmConfig *cfg)
     }
     if (cfg->iothreads) {
         g_ptr_array_free(cfg->iothreads, true);
+    }
+    if (cfg->qmp) {
+        g_ptr_array_free(cfg->qmp, true);
     }
     memset(cfg, 0, sizeof(*cfg));
 }

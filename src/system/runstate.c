@@ -12,6 +12,7 @@
 #include "kvmloop/event_loop.h"
 #include "kvmloop/iothread.h"
 #include "kvmloop/machine.h"
+#include "kvmloop/qmp.h"
 #include "kvmloop/rcu.h"
 
 /* The main loop runs each callback under the BQL and sleeps without it. */
@@ -42,7 +43,7 @@ static void termination_signal(void *opaque, int fd, unsigned revents)
     if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         fprintf(stderr, "kvmloop: terminating on signal %u\n", si.ssi_signo);
         /* As QEMU: a clean stop asked for by the host is not an error. */
-        machine_request_exit(sw->machine, 0);
+        machine_request_exit_cause(sw->machine, 0, MACHINE_CAUSE_HOST_SIGNAL);
     }
 }
 
@@ -90,6 +91,19 @@ int vm_run(const VmConfig *cfg)
     return vm_run_hooked(cfg, NULL);
 }
 
+/* With wait=on, serve the main loop (the signal watch and the monitor)
+ * until the first client arrived or an exit was asked for. Main thread,
+ * BQL held (released while waiting). */
+static void wait_for_qmp_clients(Machine *m, EventLoop *loop, QmpMonitor *mon)
+{
+    int status;
+    bql_unlock();
+    while (qmp_monitor_waiting(mon) && !machine_exit_requested(m, &status)) {
+        event_loop_iterate(loop, true);
+    }
+    bql_lock();
+}
+
 int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
 {
     g_autoptr(GError) err = NULL;
@@ -114,8 +128,14 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     bql_lock();
     GPtrArray *iothreads = g_ptr_array_new();
     Machine *m = NULL;
+    QmpMonitor *mon = NULL;
     if (iothreads_start(cfg, iothreads, &err)) {
         m = machine_new(cfg, loop, &err);
+    }
+    /* The monitor exists before the vCPUs run, so that no event is missed. */
+    if (m && cfg->qmp && cfg->qmp->len > 0 && !(mon = qmp_monitor_new(m, cfg, &err))) {
+        machine_destroy(m);
+        m = NULL;
     }
     if (!m) {
         bql_unlock();
@@ -127,9 +147,14 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     if (sw.fd >= 0) {
         sigwatch = event_loop_add_fd(loop, sw.fd, EVENT_IN, "signal", termination_signal, &sw);
     }
-    if (!machine_start(m, &err)) {
+    if (mon && qmp_monitor_waiting(mon)) {
+        wait_for_qmp_clients(m, loop, mon);
+    }
+    if (machine_exit_requested(m, &status)) {
+        /* Stopped by a signal while waiting for a QMP client. */
+    } else if (!machine_start(m, &err)) {
         fprintf(stderr, "kvmloop: %s\n", err->message);
-        machine_request_exit(m, 1);
+        machine_request_exit_cause(m, 1, MACHINE_CAUSE_HOST_ERROR);
     } else if (hooks && hooks->started) {
         hooks->started(m, loop, hooks->opaque);
     }
@@ -142,6 +167,9 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
         status = 1;
     }
     pause_all_vcpus();
+    /* Before the stopped hook, which may wait for a client that waits for
+     * the end of its connection. */
+    qmp_monitor_free(mon);
     /* After the vCPUs (no guest write can ring a doorbell any more), before
      * the devices whose handlers the iothreads run. */
     iothreads_stop(iothreads);
