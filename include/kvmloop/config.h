@@ -73,4 +73,7 @@ typedef struct VmHooks {
 
 int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks);
 
+/* CLOCK_MONOTONIC ns when the process started (before main()). */
+int64_t kvmloop_start_ns(void);
+
 #endif

@@ -120,6 +120,8 @@ VcpuVerdict kvm_vcpu_exec(KvmVcpu *v, VcpuExit *out);
 /* Print the general, segment and control registers. vCPU thread. */
 void kvm_vcpu_dump_state(KvmVcpu *v, FILE *f);
 int kvm_vcpu_index(const KvmVcpu *v);
+/* CLOCK_MONOTONIC ns of the first KVM_RUN of any vCPU of the process, or 0. */
+int64_t kvm_first_entry_ns(void);
 uint32_t kvm_vcpu_apic_id(const KvmVcpu *v);
 
 /* KVM_IOEVENTFD: a guest write of exactly @size bytes (1, 2, 4 or 8) at @addr,

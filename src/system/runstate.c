@@ -1,4 +1,5 @@
 /* Running a VM: the main loop with the BQL around callbacks, signals, exit status, statistics. */
+#include <time.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -193,4 +194,19 @@ out_iothreads:
 out_rcu:
     rcu_thread_offline();
     return status;
+}
+
+static int64_t process_start_ns;
+
+/* As early as the process can note the time: before main(). */
+__attribute__((constructor)) static void note_process_start(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    process_start_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t kvmloop_start_ns(void)
+{
+    return process_start_ns;
 }

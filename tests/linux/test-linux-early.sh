@@ -10,7 +10,7 @@ GUEST=$2
 N=$3
 MEM=256
 # Hide what an emulating host's instruction emulator cannot run (harmless elsewhere).
-APPEND="console=ttyS0 clearcpuid=smap,xsave,cx16,popcnt mitigations=off kvmloop.nomodules"
+APPEND="console=ttyS0 earlyprintk=ttyS0 clearcpuid=smap,xsave,cx16,popcnt mitigations=off kvmloop.nomodules"
 LIMIT=${KVMLOOP_LINUX_TIMEOUT:-1500}
 
 skip() {

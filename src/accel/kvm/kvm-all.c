@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm-internal.h"
@@ -393,10 +394,24 @@ static const kvm_exit_fn exit_handlers[] = {
     [KVM_EXIT_INTR] = handle_intr,
 };
 
+static int64_t first_entry_ns; /* atomic, set once */
+
+int64_t kvm_first_entry_ns(void)
+{
+    return __atomic_load_n(&first_entry_ns, __ATOMIC_RELAXED);
+}
+
 VcpuVerdict kvm_vcpu_exec(KvmVcpu *v, VcpuExit *out)
 {
     struct kvm_run *run = v->run;
 
+    if (G_UNLIKELY(__atomic_load_n(&first_entry_ns, __ATOMIC_RELAXED) == 0)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t zero = 0, now = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        __atomic_compare_exchange_n(&first_entry_ns, &zero, now, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
+    }
     out->region = NULL;
     int r = kvm_ioctl(v->fd, KVM_RUN, NULL);
     /* Pairs with kvm_vcpu_request_exit(): clear, then the caller looks at its

@@ -621,4 +621,8 @@ void machine_print_stats(Machine *m, FILE *f)
             " writes, memory %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT " writes\n",
             io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes);
     pc_print_assist_stats(m, f);
+    if (kvm_first_entry_ns()) {
+        fprintf(f, "boot: first guest entry %.1f ms after kvmloop started\n",
+                (kvm_first_entry_ns() - kvmloop_start_ns()) / 1e6);
+    }
 }
