@@ -182,6 +182,12 @@ static const QmpCommand commands[] = {
     {.name = "query-cpus-fast", .fn = cmd_query_cpus_fast},
     {.name = "query-kvm", .fn = cmd_query_kvm},
     {.name = "query-iothreads", .fn = cmd_query_iothreads},
+    {.name = "x-query-lock-stats", .fn = qmp_cmd_query_lock_stats},
+    {.name = "x-reset-lock-stats", .fn = qmp_cmd_reset_lock_stats},
+    {.name = "x-query-exit-stats", .fn = qmp_cmd_query_exit_stats},
+    {.name = "x-set-lock-policy",
+     .fn = qmp_cmd_set_lock_policy,
+     .args = {{"device", QMP_ARG_STR, false}, {"policy", QMP_ARG_STR, false}}},
 };
 
 const QmpCommand *qmp_commands(size_t *n)

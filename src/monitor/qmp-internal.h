@@ -52,6 +52,16 @@ typedef struct QmpCommand {
     QmpArg args[QMP_MAX_ARGS]; /* ends at the first with a NULL name */
 } QmpCommand;
 
+/* The statistics and lock-policy commands (qmp-stats.c). */
+JsonNode *qmp_cmd_query_lock_stats(QmpMonitor *mon, QmpClient *client, JsonObject *args,
+                                   GError **errp);
+JsonNode *qmp_cmd_reset_lock_stats(QmpMonitor *mon, QmpClient *client, JsonObject *args,
+                                   GError **errp);
+JsonNode *qmp_cmd_query_exit_stats(QmpMonitor *mon, QmpClient *client, JsonObject *args,
+                                   GError **errp);
+JsonNode *qmp_cmd_set_lock_policy(QmpMonitor *mon, QmpClient *client, JsonObject *args,
+                                  GError **errp);
+
 /* The command table (qmp-commands.c), and a command by name or NULL. */
 const QmpCommand *qmp_commands(size_t *n);
 const QmpCommand *qmp_command_find(const char *name);
