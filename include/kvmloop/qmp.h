@@ -75,22 +75,27 @@ void qmp_json_append(GString *out, JsonNode *node);
 
 typedef enum QmpRunState {
     QMP_RUN_STATE_RUNNING,
-    QMP_RUN_STATE_PAUSED,   /* stopped by the stop command */
-    QMP_RUN_STATE_SHUTDOWN, /* an exit was requested; kvmloop is ending */
+    QMP_RUN_STATE_PRELAUNCH, /* -S: not started yet */
+    QMP_RUN_STATE_PAUSED,    /* stopped by the stop command */
+    QMP_RUN_STATE_SHUTDOWN,  /* an exit was requested; kvmloop is ending */
 } QmpRunState;
 
-/* QEMU's name of @s: "running", "paused", "shutdown". */
+/* QEMU's name of @s: "running", "prelaunch", "paused", "shutdown". */
 const char *qmp_run_state_name(QmpRunState s);
 
 typedef struct QmpMonitor QmpMonitor;
 
-/* Serve QMP for machine @m on every -qmp endpoint of @cfg (which must outlive
- * the monitor), on the machine's main loop: listen on the sockets (a stale
- * socket file at the path is replaced; any other file is an error), greet a
- * stdio client at once, and listen for the machine's resets and exit.
- * Returns NULL with a one-line error. Main thread, BQL held, before the vCPUs
- * start. */
-QmpMonitor *qmp_monitor_new(Machine *m, const VmConfig *cfg, GError **errp);
+/* Listen on the unix sockets of every -qmp endpoint of @cfg (which must
+ * outlive the monitor) for main loop @loop. A stale socket file at a path is
+ * replaced; any other file there, or a live server, is an error. Before the
+ * machine is built, so that a bad endpoint costs no VM. With -S the run
+ * state starts as prelaunch (the caller pauses the vCPUs). Returns NULL with
+ * a one-line error. Main thread, BQL held. */
+QmpMonitor *qmp_monitor_new(const VmConfig *cfg, EventLoop *loop, GError **errp);
+/* Serve machine @m: listen for its resets and exit, greet a stdio client.
+ * Once, before the main loop serves clients. Main thread, BQL held, before
+ * the vCPUs start. */
+void qmp_monitor_attach(QmpMonitor *mon, Machine *m);
 /* True while an endpoint with wait=on has not had a client yet; the caller
  * runs the main loop until it is false before it starts the vCPUs. Main
  * thread. */

@@ -79,10 +79,10 @@ const VmConfig *qmp_monitor_config(QmpMonitor *mon);
 /* Leave capabilities negotiation mode; false if @client already had. */
 bool qmp_client_negotiate(QmpClient *client);
 /* stop: pause every vCPU and the virtual clock, send STOP. No-op unless
- * running. */
+ * running (a VM started with -S stays in prelaunch, as in QEMU). */
 void qmp_monitor_vm_stop(QmpMonitor *mon);
-/* cont: the reverse, send RESUME. No-op when running; false with @errp once
- * the VM is shutting down. */
+/* cont: the reverse, send RESUME; also starts a VM in prelaunch. No-op when
+ * running; false with @errp once the VM is shutting down. */
 bool qmp_monitor_vm_start(QmpMonitor *mon, GError **errp);
 /* Press the ACPI power button and send POWERDOWN, after the reply (as in
  * QEMU, where the request is served by the main loop). */

@@ -60,6 +60,8 @@ const char *qmp_error_class_name(QmpErrorClass c)
 const char *qmp_run_state_name(QmpRunState s)
 {
     switch (s) {
+    case QMP_RUN_STATE_PRELAUNCH:
+        return "prelaunch";
     case QMP_RUN_STATE_PAUSED:
         return "paused";
     case QMP_RUN_STATE_SHUTDOWN:
@@ -391,6 +393,7 @@ struct QmpClient {
     size_t out_pos;
     bool negotiated; /* past qmp_capabilities */
     bool input_done; /* EOF: close once the output is written */
+    bool out_broken; /* the reader went away: output is dropped, input still served */
     bool dead;       /* closed; freed by the reap BH */
 };
 
@@ -483,10 +486,27 @@ static ssize_t write_no_sigpipe(int fd, const void *buf, size_t len)
     return n;
 }
 
+/* The client no longer reads. What it sent before it went is still served
+ * (a quit piped in and the pipe closed at once must still quit); only
+ * replies and events are dropped. */
+static void client_output_broken(QmpClient *c)
+{
+    c->out_broken = true;
+    g_byte_array_set_size(c->out, 0);
+    c->out_pos = 0;
+    if (c->out_watch) {
+        event_watch_remove(c->out_watch);
+        c->out_watch = NULL;
+    }
+    if (c->input_done) {
+        client_kill(c);
+    }
+}
+
 /* Write what the client can take now; watch for room for the rest. */
 static void client_flush(QmpClient *c)
 {
-    while (!c->dead && client_pending(c) > 0) {
+    while (!c->dead && !c->out_broken && client_pending(c) > 0) {
         const uint8_t *p = c->out->data + c->out_pos;
         size_t len = client_pending(c);
         ssize_t n = c->is_socket ? send(c->out_fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
@@ -498,11 +518,11 @@ static void client_flush(QmpClient *c)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             break;
         } else {
-            client_kill(c); /* the client went away */
+            client_output_broken(c);
             return;
         }
     }
-    if (c->dead) {
+    if (c->dead || c->out_broken) {
         return;
     }
     if (client_pending(c) == 0) {
@@ -535,7 +555,7 @@ static void client_writable(void *opaque, int fd, unsigned revents)
 /* Queue @msg (not consumed) as one line and write what can be written. */
 static void client_send(QmpClient *c, JsonNode *msg)
 {
-    if (c->dead) {
+    if (c->dead || c->out_broken) {
         return;
     }
     g_autoptr(GString) line = g_string_new(NULL);
@@ -774,7 +794,7 @@ static void client_input_done(QmpClient *c)
         event_watch_remove(c->in_watch);
         c->in_watch = NULL;
     }
-    if (client_pending(c) == 0) {
+    if (client_pending(c) == 0 || c->out_broken) {
         client_kill(c);
     }
 }
@@ -1019,29 +1039,35 @@ static void machine_event(void *opaque, MachineEventKind kind, MachineCause caus
 
 /* ---- The monitor --------------------------------------------------------- */
 
-QmpMonitor *qmp_monitor_new(Machine *m, const VmConfig *cfg, GError **errp)
+QmpMonitor *qmp_monitor_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
 {
     QmpMonitor *mon = g_new0(QmpMonitor, 1);
-    mon->machine = m;
     mon->cfg = cfg;
-    mon->loop = machine_main_loop(m);
+    mon->loop = loop;
     mon->servers = g_ptr_array_new();
     mon->clients = g_ptr_array_new();
     mon->reap_bh = bh_new(mon->loop, "qmp-reap", reap_bh, mon);
     mon->powerdown_bh = bh_new(mon->loop, "qmp-powerdown", powerdown_bh, mon);
     mon->rbuf = g_malloc(QMP_READ_CHUNK);
-    mon->state = QMP_RUN_STATE_RUNNING;
+    mon->state = cfg->start_paused ? QMP_RUN_STATE_PRELAUNCH : QMP_RUN_STATE_RUNNING;
     mon->stdout_flags = -1;
-    machine_add_listener(m, machine_event, mon);
-
     for (guint i = 0; cfg->qmp && i < cfg->qmp->len; i++) {
         const QmpEndpoint *ep = cfg->qmp->pdata[i];
-        if (ep->kind == QMP_ENDPOINT_UNIX) {
-            if (!server_listen(mon, ep, errp)) {
-                qmp_monitor_free(mon);
-                return NULL;
-            }
-        } else if (!mon->has_stdio) {
+        if (ep->kind == QMP_ENDPOINT_UNIX && !server_listen(mon, ep, errp)) {
+            qmp_monitor_free(mon);
+            return NULL;
+        }
+    }
+    return mon;
+}
+
+void qmp_monitor_attach(QmpMonitor *mon, Machine *m)
+{
+    mon->machine = m;
+    machine_add_listener(m, machine_event, mon);
+    for (guint i = 0; mon->cfg->qmp && i < mon->cfg->qmp->len; i++) {
+        const QmpEndpoint *ep = mon->cfg->qmp->pdata[i];
+        if (ep->kind == QMP_ENDPOINT_STDIO && !mon->has_stdio) {
             /* Replies must not block the main loop on a slow reader. */
             mon->has_stdio = true;
             mon->stdout_flags = fcntl(STDOUT_FILENO, F_GETFL);
@@ -1057,7 +1083,6 @@ QmpMonitor *qmp_monitor_new(Machine *m, const VmConfig *cfg, GError **errp)
             fprintf(stderr, "kvmloop: waiting for a QMP client on unix:%s\n", s->ep->path);
         }
     }
-    return mon;
 }
 
 bool qmp_monitor_waiting(QmpMonitor *mon)
@@ -1078,7 +1103,7 @@ static void flush_all(QmpMonitor *mon)
     for (guint i = 0; i < mon->clients->len; i++) {
         QmpClient *c = mon->clients->pdata[i];
         client_flush(c);
-        while (!c->dead && client_pending(c) > 0) {
+        while (!c->dead && !c->out_broken && client_pending(c) > 0) {
             gint64 left = deadline - g_get_monotonic_time();
             struct pollfd pfd = {.fd = c->out_fd, .events = POLLOUT};
             if (left <= 0 || poll(&pfd, 1, (int)(left / 1000) + 1) <= 0) {
@@ -1094,7 +1119,9 @@ void qmp_monitor_free(QmpMonitor *mon)
     if (!mon) {
         return;
     }
-    machine_remove_listener(mon->machine, machine_event, mon);
+    if (mon->machine) {
+        machine_remove_listener(mon->machine, machine_event, mon);
+    }
     flush_all(mon);
     for (guint i = 0; i < mon->clients->len; i++) {
         client_free(mon->clients->pdata[i]);

@@ -93,6 +93,7 @@ static const OptDef options[] = {
      "QMP monitor on a unix socket or on stdin/stdout (may be repeated)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
+    {"S", OPT_FLAG, NULL, "start with the vCPUs paused until the QMP command cont"},
     {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
     {"help", OPT_FLAG, NULL, "print this help and exit"},
     {"version", OPT_FLAG, NULL, "print the version and exit"},
@@ -320,6 +321,8 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         cfg->nographic = true;
     } else if (!strcmp(name, "no-reboot")) {
         cfg->no_reboot = true;
+    } else if (!strcmp(name, "S")) {
+        cfg->start_paused = true;
     } else if (!strcmp(name, "stats")) {
         cfg->stats = true;
     } else if (!strcmp(name, "help")) {
@@ -375,6 +378,11 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     if (!cfg->help && !cfg->version && !cfg->kernel) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "no kernel given: use -kernel FILE (see --help)");
+        return false;
+    }
+    if (cfg->start_paused && cfg->qmp->len == 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-S: the VM would never start: add a -qmp monitor to send cont");
         return false;
     }
     /* stdin and stdout carry QMP then: the serial port may not read or write

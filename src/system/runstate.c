@@ -130,15 +130,17 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     GPtrArray *iothreads = g_ptr_array_new();
     Machine *m = NULL;
     QmpMonitor *mon = NULL;
-    if (iothreads_start(cfg, iothreads, &err)) {
+    /* The monitor listens before the machine is built (a bad socket path
+     * costs no VM) and serves it before the vCPUs run (no event is missed). */
+    if (iothreads_start(cfg, iothreads, &err) &&
+        (!cfg->qmp || cfg->qmp->len == 0 || (mon = qmp_monitor_new(cfg, loop, &err)))) {
         m = machine_new(cfg, loop, &err);
     }
-    /* The monitor exists before the vCPUs run, so that no event is missed. */
-    if (m && cfg->qmp && cfg->qmp->len > 0 && !(mon = qmp_monitor_new(m, cfg, &err))) {
-        machine_destroy(m);
-        m = NULL;
+    if (mon && m) {
+        qmp_monitor_attach(mon, m);
     }
     if (!m) {
+        qmp_monitor_free(mon);
         bql_unlock();
         fprintf(stderr, "kvmloop: %s\n", err->message);
         goto out_iothreads;
@@ -150,6 +152,12 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     }
     if (mon && qmp_monitor_waiting(mon)) {
         wait_for_qmp_clients(m, loop, mon);
+    }
+    /* -S: the vCPU threads start and wait at once; the virtual clock stands
+     * still until QMP cont. */
+    clock_virtual_set_enabled(!cfg->start_paused);
+    if (cfg->start_paused) {
+        pause_all_vcpus();
     }
     if (machine_exit_requested(m, &status)) {
         /* Stopped by a signal while waiting for a QMP client. */
