@@ -7,8 +7,10 @@
 #include "kvmloop/klock.h"
 
 /* Take and release the BQL. Never called while holding a device lock, never
- * held across KVM_RUN, poll or file I/O. */
+ * held across KVM_RUN, poll or file I/O. bql_lock() records the calling
+ * thread's default site (lockstat_thread_set_site()), bql_lock_site() @site. */
 void bql_lock(void);
+void bql_lock_site(LockSite site);
 void bql_unlock(void);
 /* True if the calling thread holds the BQL. */
 bool bql_locked(void);

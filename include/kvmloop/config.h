@@ -37,10 +37,13 @@ typedef struct VmConfig {
     GPtrArray *devices;   /* char *: -device specs */
     GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
     GPtrArray *qmp;       /* QmpEndpoint *: -qmp, socket paths unique, stdio at most once */
+    GPtrArray *drives;    /* GHashTable *: virtio-blk-pci properties, one per -drive */
     bool no_reboot;
     bool start_paused; /* -S: the vCPUs wait for QMP cont */
     bool nographic;
-    bool stats;
+    bool stats;        /* -stats: print the tables at the end */
+    char *stats_file;  /* -stats-file: JSON at start-up, on SIGUSR1 and at the end */
+    int stats_collect; /* LockStatMode: -stats-collect on|full|off (default on) */
     bool help;
     bool version;
 } VmConfig;

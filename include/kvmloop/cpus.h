@@ -17,9 +17,18 @@ typedef void (*cpu_event_fn)(void *opaque, CpuState *cpu, VcpuVerdict verdict);
 /* The kick signal: SIGUSR2 (SIGUSR1 is left for users). */
 #define SIG_IPI SIGUSR2
 
+/* A vCPU's counters since cpu_new() or its last cpu_stats_reset(). */
 typedef struct CpuStats {
     uint64_t exits[VCPU_EXIT__MAX];
     uint64_t kicks_seen; /* returns to the outer loop because of an exit request */
+    /* Counted only while statistics are on (lockstat_enabled()). */
+    uint64_t lock_wait_ns; /* waiting for any lock, on this vCPU's thread */
+    uint64_t timed_exits;  /* exits whose wall time was measured (lockstat_sample()) */
+    /* Wall time inside KVM_RUN, and in kvmloop from KVM_RUN's return to the
+     * next entry (exit handling): exact with LOCKSTAT_FULL, else estimated
+     * from the timed exits. */
+    uint64_t run_ns;
+    uint64_t handle_ns;
 } CpuStats;
 
 /* Install the SIG_IPI handler. Main thread, before any vCPU starts; idempotent. */
@@ -52,6 +61,15 @@ KvmVcpu *cpu_kvm_vcpu(CpuState *cpu);
 bool cpu_is_self(const CpuState *cpu);
 /* A snapshot of @cpu's counters. Any thread. */
 CpuStats cpu_stats(const CpuState *cpu);
+/* @cpu's exits per exit site (lockstat.h; counted while statistics are on):
+ * @counts[s] for every site s < @n. Any thread. */
+void cpu_exits_by_site(const CpuState *cpu, uint64_t *counts, unsigned n);
+/* User and system CPU time of @cpu's thread (clock-tick resolution), also
+ * after it exited. False if it never ran or /proc cannot tell. Any thread. */
+bool cpu_thread_times(const CpuState *cpu, uint64_t *user_ns, uint64_t *sys_ns);
+/* Count @cpu's statistics from zero again: later reads show only what
+ * happens after this call, exactly, while the vCPU runs. Any thread. */
+void cpu_stats_reset(CpuState *cpu);
 /* The registered vCPUs, in index order. BQL held. */
 CpuState *cpu_by_index(int index);
 int cpus_count(void);

@@ -40,6 +40,9 @@ typedef enum {
 typedef struct VcpuExit {
     VcpuExitReason reason;
     const char *region; /* IO/MMIO: name of the region (for statistics) */
+    LockSite site;      /* IO/MMIO: the region's exit site; else left as it was */
+    bool timed;         /* in: the caller wants @run_end_ns */
+    int64_t run_end_ns; /* if @timed: lockstat_now_ns() when KVM_RUN returned */
 } VcpuExit;
 
 extern const char *const vcpu_exit_reason_names[VCPU_EXIT__MAX];
@@ -57,6 +60,10 @@ bool kvm_set_ram(KvmState *s, unsigned slot, gpa_t gpa, uint64_t size, void *hos
 bool kvm_create_irqchip(KvmState *s, GError **errp);
 /* Drive GSI @irq to @level. Any thread. Returns 0 or -errno. */
 int kvm_set_irq(KvmState *s, int irq, int level);
+/* KVM_SIGNAL_MSI: deliver the MSI write of @data at @addr (the 0xFEExxxxx
+ * LAPIC window) to the in-kernel LAPICs. Any thread, no lock. Returns 0 or
+ * -errno. */
+int kvm_signal_msi(KvmState *s, uint64_t addr, uint32_t data);
 /* The address spaces exits are dispatched to. */
 void kvm_set_address_spaces(KvmState *s, AddressSpace *pio, AddressSpace *mmio);
 

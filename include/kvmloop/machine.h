@@ -95,8 +95,9 @@ Device *machine_find_device(Machine *m, const char *id);
 int machine_cpu_count(Machine *m);
 /* Resets completed since start. BQL held. */
 unsigned machine_reset_count(Machine *m);
-/* Print the statistics of -stats. Main thread, after the vCPUs stopped. */
-void machine_print_stats(Machine *m, FILE *f);
+/* The -stats lines only the machine knows (emulation assists, boot time).
+ * Main thread, after the vCPUs stopped. */
+void machine_print_host_stats(Machine *m, FILE *f);
 /* The machine's KVM VM, for the glue that implements device services
  * (ioeventfd, irqfd) with accelerator calls. Set before any device is
  * realized. Any thread. */

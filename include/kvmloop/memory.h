@@ -34,20 +34,34 @@ struct MemoryRegion {
     uint64_t size;
     const MemoryRegionOps *ops;
     void *opaque;
-    KLock *lock;           /* for LOCK_POLICY_DEVICE; NULL means the policy cannot be DEVICE */
-    int policy;            /* LockPolicy; read and written atomically, may change at run time */
-    uint64_t accesses;     /* atomic */
-    uint64_t bql_accesses; /* atomic: accesses that took the BQL */
+    KLock *lock;   /* for LOCK_POLICY_DEVICE; NULL means the policy cannot be DEVICE */
+    int policy;    /* LockPolicy; read and written atomically, may change at run time */
+    LockSite site; /* "exit io:NAME" or "exit mmio:NAME", set by address_space_add() */
 };
 
 /* Initialise @mr (base is set when it is added). Policy defaults to BQL. */
 void memory_region_init(MemoryRegion *mr, const char *name, uint64_t size,
                         const MemoryRegionOps *ops, void *opaque, KLock *lock);
 void memory_region_destroy(MemoryRegion *mr);
-/* Change the lock policy while the VM runs. Takes effect for accesses that
- * start after it returns. Returns false and sets @errp for DEVICE without a lock. */
+/* Change the lock policy while the VM runs. The switch is made holding the
+ * old policy's lock, and an access re-checks the policy once it holds the
+ * lock it chose, so no access made under the old lock overlaps one made
+ * under the new lock. (Accesses already running with no lock may overlap
+ * the first ones under the new policy: that device declared itself safe.)
+ * Any thread; the caller may hold the BQL but no device lock. Returns false
+ * and sets @errp for DEVICE without a lock or an invalid policy. */
 bool memory_region_set_lock_policy(MemoryRegion *mr, LockPolicy p, GError **errp);
 LockPolicy memory_region_lock_policy(const MemoryRegion *mr);
+
+typedef struct MemoryRegionStats {
+    uint64_t accesses;
+    uint64_t bql_accesses; /* accesses made with the BQL held */
+} MemoryRegionStats;
+
+/* Accesses to @mr since the last lockstat_reset(), summed over every thread.
+ * They are counted by site, so regions of equal names in one address space
+ * share them. Any thread. */
+MemoryRegionStats memory_region_stats(const MemoryRegion *mr);
 
 typedef struct AddressSpaceStats {
     uint64_t unassigned_reads;
@@ -55,7 +69,9 @@ typedef struct AddressSpaceStats {
     uint64_t bad_size; /* accesses of a size the region does not take */
 } AddressSpaceStats;
 
-/* An address space of @size bytes (0x10000 for PIO, 1ULL << 52 for MMIO). */
+/* An address space of @size bytes (0x10000 for PIO, 1ULL << 52 for MMIO).
+ * As in QEMU, the port I/O space is the one named "io": its regions' exit
+ * sites read "exit io:REGION", those of any other space "exit mmio:REGION". */
 AddressSpace *address_space_new(const char *name, uint64_t size);
 /* Free; every region must have been removed, no reader may be left. */
 void address_space_free(AddressSpace *as);
@@ -77,10 +93,13 @@ MemoryRegion *address_space_lookup_rcu(AddressSpace *as, gpa_t addr);
  * dropped and counted), -EINVAL for an unsupported size. Any thread; the
  * calling thread must be registered with RCU and must not hold a device lock. */
 int address_space_rw(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned size, bool is_write);
-/* Same, reporting the region's name (or "unassigned") in @region_name for statistics. */
+/* Same, reporting the region's name (or "unassigned") in @region_name and its
+ * exit site in @site (both may be NULL), for statistics. */
 int address_space_rw_named(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned size,
-                           bool is_write, const char **region_name);
+                           bool is_write, const char **region_name, LockSite *site);
 AddressSpaceStats address_space_stats(AddressSpace *as);
+/* Zero @as's counters. Any thread. */
+void address_space_stats_reset(AddressSpace *as);
 const char *address_space_name(AddressSpace *as);
 /* Call @fn for every region in address order (snapshot). BQL held. */
 void address_space_foreach(AddressSpace *as, void (*fn)(MemoryRegion *mr, void *opaque),

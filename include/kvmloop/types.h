@@ -7,6 +7,9 @@
 /* A guest physical address. Host pointers stay pointers. */
 typedef uint64_t gpa_t;
 
+/* What took a lock or made an access, as a small interned id (lockstat.h). */
+typedef uint32_t LockSite;
+
 typedef struct Machine Machine;
 typedef struct Device Device;
 typedef struct AddressSpace AddressSpace;

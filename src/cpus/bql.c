@@ -18,11 +18,16 @@ KLock *bql_klock(void)
     return &bql;
 }
 
-void bql_lock(void)
+void bql_lock_site(LockSite site)
 {
     g_assert(!bql_held);
-    klock_lock(bql_klock());
+    klock_lock_site(bql_klock(), site);
     bql_held = true;
+}
+
+void bql_lock(void)
+{
+    bql_lock_site(lockstat_thread_site());
 }
 
 void bql_unlock(void)

@@ -10,7 +10,18 @@
 #include <unistd.h>
 
 #include "kvmloop/bql.h"
+#include "kvmloop/lockstat.h"
 #include "kvmloop/rcu.h"
+
+/* What the vCPU thread counts; CpuStats is derived from it. */
+typedef struct CpuCounters {
+    uint64_t exits[VCPU_EXIT__MAX];
+    uint64_t kicks_seen;
+    uint64_t lock_wait_ns;
+    uint64_t timed;     /* exits timed while statistics were on */
+    uint64_t run_ns;    /* KVM_RUN time of the timed exits, each times its weight */
+    uint64_t handle_ns; /* their handling time, the same way */
+} CpuCounters;
 
 typedef struct WorkItem {
     run_on_cpu_fn fn;
@@ -39,8 +50,18 @@ struct CpuState {
     GQueue work;
 
     /* Written only by the vCPU thread, read atomically by anyone. */
-    CpuStats stats;
+    CpuCounters stats;
+    uint64_t *site_exits; /* [LOCKSTAT_MAX_SITES] */
+    int times_live;       /* the thread runs: its CPU times are in /proc */
+    uint64_t times_final[2];
+
+    /* The values at the last cpu_stats_reset(), atomic: readers subtract them. */
+    CpuCounters base;
+    uint64_t *site_base; /* [LOCKSTAT_MAX_SITES] */
+    uint64_t times_base[2];
 };
+
+#define CPU_COUNTER_WORDS (sizeof(CpuCounters) / sizeof(uint64_t))
 
 static GPtrArray *cpu_list; /* BQL */
 static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
@@ -71,9 +92,15 @@ void cpus_init_signals(void)
     pthread_once(&once, cpus_install_sig_ipi);
 }
 
+/* Owner-only updates of counters others read: no locked instruction. */
+static inline void stat_add(uint64_t *p, uint64_t n)
+{
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
 static inline void stat_inc(uint64_t *p)
 {
-    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    stat_add(p, 1);
 }
 
 CpuState *cpu_new(KvmVcpu *vcpu, cpu_event_fn on_event, void *opaque)
@@ -86,6 +113,8 @@ CpuState *cpu_new(KvmVcpu *vcpu, cpu_event_fn on_event, void *opaque)
     cpu->opaque = opaque;
     pthread_cond_init(&cpu->halt_cond, NULL);
     g_queue_init(&cpu->work);
+    cpu->site_exits = g_new0(uint64_t, LOCKSTAT_MAX_SITES);
+    cpu->site_base = g_new0(uint64_t, LOCKSTAT_MAX_SITES);
     if (!cpu_list) {
         cpu_list = g_ptr_array_new();
     }
@@ -113,14 +142,106 @@ bool cpu_is_self(const CpuState *cpu)
     return current_cpu == cpu;
 }
 
+/* @n counters minus their baselines. */
+static void stats_since_reset(uint64_t *out, const uint64_t *cur, const uint64_t *base, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t c = __atomic_load_n(&cur[i], __ATOMIC_RELAXED);
+        uint64_t b = __atomic_load_n(&base[i], __ATOMIC_RELAXED);
+        out[i] = c >= b ? c - b : 0;
+    }
+}
+
 CpuStats cpu_stats(const CpuState *cpu)
 {
-    CpuStats s;
-    for (int i = 0; i < VCPU_EXIT__MAX; i++) {
-        s.exits[i] = __atomic_load_n(&cpu->stats.exits[i], __ATOMIC_RELAXED);
-    }
-    s.kicks_seen = __atomic_load_n(&cpu->stats.kicks_seen, __ATOMIC_RELAXED);
+    CpuCounters c;
+    stats_since_reset((uint64_t *)&c, (const uint64_t *)&cpu->stats, (const uint64_t *)&cpu->base,
+                      CPU_COUNTER_WORDS);
+    CpuStats s = {
+        .kicks_seen = c.kicks_seen,
+        .lock_wait_ns = c.lock_wait_ns,
+        .timed_exits = c.timed,
+        .run_ns = c.run_ns,
+        .handle_ns = c.handle_ns,
+    };
+    memcpy(s.exits, c.exits, sizeof(s.exits));
     return s;
+}
+
+void cpu_exits_by_site(const CpuState *cpu, uint64_t *counts, unsigned n)
+{
+    stats_since_reset(counts, cpu->site_exits, cpu->site_base, MIN(n, LOCKSTAT_MAX_SITES));
+    for (unsigned i = LOCKSTAT_MAX_SITES; i < n; i++) {
+        counts[i] = 0;
+    }
+}
+
+/* utime and stime of thread @tid, from /proc (clock ticks). */
+static bool read_thread_times(pid_t tid, uint64_t times[2])
+{
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%d/stat", (int)tid);
+    g_autofree char *buf = NULL;
+    if (tid <= 0 || !g_file_get_contents(path, &buf, NULL, NULL)) {
+        return false;
+    }
+    /* The name in parentheses may hold anything; the fields follow the last ')'. */
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+        return false;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t tick_ns = hz > 0 ? 1000000000ULL / (uint64_t)hz : 10000000ULL;
+    times[0] = ut * tick_ns;
+    times[1] = st * tick_ns;
+    return true;
+}
+
+/* The thread's times since it started, live or final. */
+static bool cpu_times_raw(const CpuState *cpu, uint64_t times[2])
+{
+    /* Pairs with the release in cpu_thread_fn(): once the thread is gone
+     * from /proc, its final times are visible. */
+    if (__atomic_load_n(&cpu->times_live, __ATOMIC_ACQUIRE) &&
+        read_thread_times(cpu_thread_id(cpu), times)) {
+        return true;
+    }
+    if (!cpu_thread_id(cpu)) {
+        return false;
+    }
+    times[0] = __atomic_load_n(&cpu->times_final[0], __ATOMIC_RELAXED);
+    times[1] = __atomic_load_n(&cpu->times_final[1], __ATOMIC_RELAXED);
+    return true;
+}
+
+bool cpu_thread_times(const CpuState *cpu, uint64_t *user_ns, uint64_t *sys_ns)
+{
+    uint64_t t[2], since[2];
+    if (!cpu_times_raw(cpu, t)) {
+        return false;
+    }
+    stats_since_reset(since, t, cpu->times_base, 2);
+    *user_ns = since[0];
+    *sys_ns = since[1];
+    return true;
+}
+
+void cpu_stats_reset(CpuState *cpu)
+{
+    uint64_t *cur = (uint64_t *)&cpu->stats, *base = (uint64_t *)&cpu->base;
+    for (unsigned i = 0; i < CPU_COUNTER_WORDS; i++) {
+        __atomic_store_n(&base[i], __atomic_load_n(&cur[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    }
+    for (unsigned i = 0; i < LOCKSTAT_MAX_SITES; i++) {
+        __atomic_store_n(&cpu->site_base[i], __atomic_load_n(&cpu->site_exits[i], __ATOMIC_RELAXED),
+                         __ATOMIC_RELAXED);
+    }
+    uint64_t t[2];
+    if (cpu_times_raw(cpu, t)) {
+        __atomic_store_n(&cpu->times_base[0], t[0], __ATOMIC_RELAXED);
+        __atomic_store_n(&cpu->times_base[1], t[1], __ATOMIC_RELAXED);
+    }
 }
 
 CpuState *cpu_by_index(int index)
@@ -152,6 +273,22 @@ void cpu_kick(CpuState *cpu)
     }
 }
 
+/* Count an exit made with statistics on by site and, if it was timed from
+ * @start, split its time between KVM_RUN and its handling, each counted
+ * @weight times (lockstat_sample()). */
+static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, unsigned weight, int64_t start)
+{
+    if (ex->site != LOCKSITE_UNKNOWN && ex->site < LOCKSTAT_MAX_SITES) {
+        stat_inc(&cpu->site_exits[ex->site]);
+    }
+    if (ex->timed) {
+        int64_t now = lockstat_now_ns();
+        stat_inc(&cpu->stats.timed);
+        stat_add(&cpu->stats.run_ns, (uint64_t)(ex->run_end_ns - start) * weight);
+        stat_add(&cpu->stats.handle_ns, (uint64_t)(now - ex->run_end_ns) * weight);
+    }
+}
+
 /* Run the guest until an exit that needs the BQL-side loop. No lock held. */
 static VcpuVerdict cpu_exec(CpuState *cpu)
 {
@@ -161,9 +298,15 @@ static VcpuVerdict cpu_exec(CpuState *cpu)
             stat_inc(&cpu->stats.kicks_seen);
             return VCPU_INTERRUPTED;
         }
-        VcpuExit ex;
+        bool stats = lockstat_enabled();
+        unsigned weight = stats ? lockstat_sample() : 0;
+        VcpuExit ex = {.site = LOCKSITE_UNKNOWN, .timed = weight != 0};
+        int64_t start = weight ? lockstat_now_ns() : 0;
         VcpuVerdict v = kvm_vcpu_exec(cpu->vcpu, &ex);
         stat_inc(&cpu->stats.exits[ex.reason]);
+        if (stats) {
+            cpu_account_exit(cpu, &ex, weight, start);
+        }
         if (v != VCPU_CONTINUE && v != VCPU_INTERRUPTED) {
             return v;
         }
@@ -207,9 +350,13 @@ static void *cpu_thread_fn(void *arg)
     kvm_vcpu_bind_thread(cpu->vcpu);
     g_autofree char *name = g_strdup_printf("vcpu%d", cpu->index);
     pthread_setname_np(pthread_self(), name);
+    /* Exits record their own sites; "vcpu" is the BQL of the outer loop. */
+    lockstat_thread_set_site(lockstat_site_intern("vcpu"));
+    lockstat_thread_set_wait_counter(&cpu->stats.lock_wait_ns);
 
     bql_lock();
     __atomic_store_n(&cpu->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    __atomic_store_n(&cpu->times_live, 1, __ATOMIC_RELEASE);
     cpu->created = true;
     pthread_cond_broadcast(&created_cond);
     while (!cpu->stop_thread) {
@@ -231,6 +378,14 @@ static void *cpu_thread_fn(void *arg)
     pthread_cond_broadcast(&pause_cond);
     pthread_cond_broadcast(&work_cond);
     bql_unlock();
+    lockstat_thread_set_wait_counter(NULL);
+    uint64_t t[2];
+    if (read_thread_times(cpu->tid, t)) {
+        __atomic_store_n(&cpu->times_final[0], t[0], __ATOMIC_RELAXED);
+        __atomic_store_n(&cpu->times_final[1], t[1], __ATOMIC_RELAXED);
+    }
+    /* Pairs with the acquire in cpu_times_raw(). */
+    __atomic_store_n(&cpu->times_live, 0, __ATOMIC_RELEASE);
     kvm_vcpu_bind_thread(NULL);
     rcu_thread_offline();
     return NULL;
@@ -345,6 +500,8 @@ void cpus_destroy_all(void)
         CpuState *cpu = cpu_list->pdata[i];
         pthread_cond_destroy(&cpu->halt_cond);
         g_queue_clear(&cpu->work);
+        g_free(cpu->site_exits);
+        g_free(cpu->site_base);
         g_free(cpu);
     }
     g_ptr_array_free(cpu_list, true);

@@ -1,34 +1,11 @@
-/* Instrumented mutexes: acquisitions, contention, wait and hold time per lock. */
+/* Instrumented mutexes: per-site acquisitions, contention, wait and hold time, and the holder. */
 #include "kvmloop/klock.h"
 
-#include <errno.h>
 #include <string.h>
-#include <time.h>
-
-static int stats_on = 1;
-
-/* Counters are written by the holder only and read by anyone without the
- * lock (a reader may hold it, or the lock it reports on may be the BQL). */
-static inline void stat_add(uint64_t *p, uint64_t n)
-{
-    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-}
 
 int64_t klock_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-void klock_set_stats_enabled(bool on)
-{
-    __atomic_store_n(&stats_on, on ? 1 : 0, __ATOMIC_RELAXED);
-}
-
-bool klock_stats_enabled(void)
-{
-    return __atomic_load_n(&stats_on, __ATOMIC_RELAXED);
+    return lockstat_now_ns();
 }
 
 void klock_init(KLock *l, const char *name)
@@ -36,6 +13,8 @@ void klock_init(KLock *l, const char *name)
     memset(l, 0, sizeof(*l));
     pthread_mutex_init(&l->mutex, NULL);
     l->name = name;
+    l->id = lockstat_lock_intern(name);
+    lockstat_reset_lock(l->id);
 }
 
 void klock_destroy(KLock *l)
@@ -43,62 +22,92 @@ void klock_destroy(KLock *l)
     pthread_mutex_destroy(&l->mutex);
 }
 
+/* The caller has just acquired @l for @site: @cell counts the hold if
+ * @weight is not 0 (lockstat_sample()), timed from @now. */
+static inline void klock_hold_begin(KLock *l, LockStatCell *cell, LockSite site, unsigned weight,
+                                    int64_t now)
+{
+    l->acquired_ns = now;
+    l->hold_cell = weight ? cell : NULL;
+    l->hold_weight = weight;
+    /* Relaxed: a waiter only needs some recent holder's site, and the store
+     * goes to the line the mutex itself just wrote. */
+    __atomic_store_n(&l->holder_site, site, __ATOMIC_RELAXED);
+}
+
+void klock_lock_site(KLock *l, LockSite site)
+{
+    if (!lockstat_enabled()) {
+        pthread_mutex_lock(&l->mutex);
+        l->hold_cell = NULL;
+        return;
+    }
+    LockStatCell *cell = lockstat_cell(l->id, site);
+    if (pthread_mutex_trylock(&l->mutex) == 0) {
+        /* Uncontended: no wait to time, and the hold only if sampled. */
+        unsigned weight = lockstat_sample();
+        klock_hold_begin(l, cell, site, weight, weight ? lockstat_now_ns() : 0);
+        lockstat_record_acquire(cell, false, 0, 0);
+        return;
+    }
+    /* The holder seen when the wait begins is the one it is charged to. */
+    LockSite holder = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
+    int64_t t0 = lockstat_now_ns();
+    pthread_mutex_lock(&l->mutex);
+    int64_t t1 = lockstat_now_ns();
+    /* The clock was read anyway: every hold after a wait is timed. */
+    klock_hold_begin(l, cell, site, 1, t1);
+    lockstat_record_acquire(cell, true, (uint64_t)(t1 - t0), holder);
+}
+
 void klock_lock(KLock *l)
 {
-    if (!klock_stats_enabled()) {
-        pthread_mutex_lock(&l->mutex);
-        l->acquired_ns = 0;
-        return;
-    }
-    /* An uncontended acquisition costs one trylock and one clock read. */
-    if (pthread_mutex_trylock(&l->mutex) == 0) {
-        l->acquired_ns = klock_now_ns();
-        stat_add(&l->stats.acquisitions, 1);
-        return;
-    }
-    int64_t t0 = klock_now_ns();
-    pthread_mutex_lock(&l->mutex);
-    int64_t t1 = klock_now_ns();
-    l->acquired_ns = t1;
-    stat_add(&l->stats.acquisitions, 1);
-    stat_add(&l->stats.contended, 1);
-    stat_add(&l->stats.wait_ns, (uint64_t)(t1 - t0));
+    klock_lock_site(l, lockstat_thread_site());
 }
 
 void klock_unlock(KLock *l)
 {
-    if (l->acquired_ns) {
-        stat_add(&l->stats.hold_ns, (uint64_t)(klock_now_ns() - l->acquired_ns));
-        l->acquired_ns = 0;
+    LockStatCell *cell = l->hold_cell;
+    if (cell) {
+        lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns), l->hold_weight);
+        l->hold_cell = NULL;
     }
     pthread_mutex_unlock(&l->mutex);
 }
 
 void klock_cond_wait(KLock *l, pthread_cond_t *cond)
 {
-    if (l->acquired_ns) {
-        stat_add(&l->stats.hold_ns, (uint64_t)(klock_now_ns() - l->acquired_ns));
+    LockStatCell *cell = l->hold_cell;
+    unsigned weight = l->hold_weight;
+    LockSite site = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
+    if (cell) {
+        lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns), weight);
     }
+    l->hold_cell = NULL;
     pthread_cond_wait(cond, &l->mutex);
-    /* Waking up re-takes the mutex; count it as a (possibly contended) hold
-     * start but not as a new acquisition. */
-    l->acquired_ns = klock_stats_enabled() ? klock_now_ns() : 0;
+    /* Others held @l meanwhile: make this thread the holder again, timing
+     * the rest of its hold as the first part was. */
+    if (cell && lockstat_enabled()) {
+        klock_hold_begin(l, cell, site, weight, lockstat_now_ns());
+    } else {
+        l->hold_cell = NULL;
+        __atomic_store_n(&l->holder_site, site, __ATOMIC_RELAXED);
+    }
 }
 
 KLockStats klock_stats(KLock *l)
 {
+    g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
+    LockStatCounters c = lockstat_snapshot_lock_total(s, l->id);
     return (KLockStats){
-        .acquisitions = __atomic_load_n(&l->stats.acquisitions, __ATOMIC_RELAXED),
-        .contended = __atomic_load_n(&l->stats.contended, __ATOMIC_RELAXED),
-        .wait_ns = __atomic_load_n(&l->stats.wait_ns, __ATOMIC_RELAXED),
-        .hold_ns = __atomic_load_n(&l->stats.hold_ns, __ATOMIC_RELAXED),
+        .acquisitions = c.acquisitions,
+        .contended = c.contended,
+        .wait_ns = c.wait_ns,
+        .hold_ns = c.hold_ns,
     };
 }
 
 void klock_stats_reset(KLock *l)
 {
-    __atomic_store_n(&l->stats.acquisitions, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&l->stats.contended, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&l->stats.wait_ns, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&l->stats.hold_ns, 0, __ATOMIC_RELAXED);
+    lockstat_reset_lock(l->id);
 }

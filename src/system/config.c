@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvmloop/device.h"
+#include "kvmloop/lockstat.h"
 #include "kvmloop/qmp.h"
 
 bool parse_size(const char *s, uint64_t unit, uint64_t *out)
@@ -87,6 +88,10 @@ static const OptDef options[] = {
     {"serial", OPT_ARG, "stdio|file:PATH|null|none",
      "backend of the next serial port (default stdio)"},
     {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
+    {"drive", OPT_ARG,
+     "file=IMG[,if=virtio,format=raw,readonly=on,cache=none|writeback,iothread=NAME,id=NAME,"
+     "aio=auto|io_uring|threads,num-queues=N,serial=STR]",
+     "a virtio disk on a raw image (',,' is a comma in a value)"},
     {"object", OPT_ARG, "iothread,id=NAME[,loop=L]",
      "start an iothread running its own event loop (L: glib or libevent)"},
     {"qmp", OPT_ARG, "unix:PATH,server=on[,wait=off]|stdio",
@@ -94,7 +99,12 @@ static const OptDef options[] = {
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
     {"S", OPT_FLAG, NULL, "start with the vCPUs paused until the QMP command cont"},
-    {"stats", OPT_FLAG, NULL, "print lock and exit statistics when the VM ends"},
+    {"stats", OPT_FLAG, NULL, "print lock, vCPU and region statistics when the VM ends"},
+    {"stats-file", OPT_ARG, "FILE.json",
+     "write the statistics as JSON to FILE.json at the end and on SIGUSR1"},
+    {"stats-collect", OPT_ARG, "on|full|off",
+     "collect lock, exit and region statistics: on (default) times 1 hold and exit in 8, "
+     "full times all, off leaves exit counts only"},
     {"help", OPT_FLAG, NULL, "print this help and exit"},
     {"version", OPT_FLAG, NULL, "print the version and exit"},
 };
@@ -242,6 +252,103 @@ static bool qmp_uses_stdio(const VmConfig *cfg)
     return false;
 }
 
+/* Split "a=b,c=d" at single commas; ",," stands for a comma in a value, as
+ * in QEMU's option syntax. */
+static GPtrArray *split_opts(const char *val)
+{
+    GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
+    GString *cur = g_string_new(NULL);
+    for (const char *p = val; *p; p++) {
+        if (*p == ',' && p[1] == ',') {
+            g_string_append_c(cur, ',');
+            p++;
+        } else if (*p == ',') {
+            g_ptr_array_add(parts, g_string_free(cur, false));
+            cur = g_string_new(NULL);
+        } else {
+            g_string_append_c(cur, *p);
+        }
+    }
+    g_ptr_array_add(parts, g_string_free(cur, false));
+    return parts;
+}
+
+/* Check one -drive option and turn it into a virtio-blk-pci property. */
+static bool parse_drive_opt(GHashTable *props, const char *key, const char *v, GError **errp)
+{
+    static const char *const passed[] = {"file",       "id",     "iothread", "aio",
+                                         "num-queues", "serial", "readonly", "cache"};
+    if (!strcmp(key, "if")) {
+        if (strcmp(v, "virtio") != 0) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "-drive: if=%s is not supported (kvmloop has if=virtio)", v);
+            return false;
+        }
+        return true;
+    }
+    if (!strcmp(key, "format")) {
+        if (strcmp(v, "raw") != 0) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "-drive: format=%s is not supported (kvmloop reads raw images only)", v);
+            return false;
+        }
+        return true;
+    }
+    if ((!strcmp(key, "readonly") && strcmp(v, "on") && strcmp(v, "off")) ||
+        (!strcmp(key, "cache") && strcmp(v, "none") && strcmp(v, "writeback"))) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "-drive: %s=%s is not one of %s",
+                    key, v, !strcmp(key, "cache") ? "none, writeback" : "on, off");
+        return false;
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(passed); i++) {
+        if (!strcmp(key, passed[i])) {
+            if (g_hash_table_contains(props, key)) {
+                g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                            "-drive: '%s' given twice", key);
+                return false;
+            }
+            g_hash_table_insert(props, g_strdup(key), g_strdup(v));
+            return true;
+        }
+    }
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "-drive: unknown option '%s' (see --help)", key);
+    return false;
+}
+
+/* -drive file=IMG,if=virtio,format=raw,...: the properties of a
+ * virtio-blk-pci device. The image itself is opened when the device is
+ * realized, which reports a missing or unwritable file. */
+static bool parse_drive(VmConfig *cfg, const char *val, GError **errp)
+{
+    g_autoptr(GPtrArray) parts = split_opts(val);
+    g_autoptr(GHashTable) props = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i < parts->len; i++) {
+        char *kv = parts->pdata[i];
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-drive: expected key=value, got '%s'", kv);
+            return false;
+        }
+        *eq = '\0';
+        if (!parse_drive_opt(props, kv, eq + 1, errp)) {
+            return false;
+        }
+    }
+    const char *file = g_hash_table_lookup(props, "file");
+    if (!file || !*file) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-drive: no image given (file=PATH)");
+        return false;
+    }
+    if (!g_hash_table_contains(props, "id")) {
+        g_hash_table_insert(props, g_strdup("id"), g_strdup_printf("drive%u", cfg->drives->len));
+    }
+    g_ptr_array_add(cfg->drives, g_steal_pointer(&props));
+    return true;
+}
+
 static bool apply_option(VmConfig *cfg, const char *name, const char *val, GError **errp)
 {
 #define FAIL(...)                                                                                  \
@@ -313,6 +420,8 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         cfg->serial[cfg->nserial++] = g_strdup(val);
     } else if (!strcmp(name, "device")) {
         g_ptr_array_add(cfg->devices, g_strdup(val));
+    } else if (!strcmp(name, "drive")) {
+        return parse_drive(cfg, val, errp);
     } else if (!strcmp(name, "object")) {
         return parse_object(cfg, val, errp);
     } else if (!strcmp(name, "qmp")) {
@@ -325,6 +434,21 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         cfg->start_paused = true;
     } else if (!strcmp(name, "stats")) {
         cfg->stats = true;
+    } else if (!strcmp(name, "stats-file")) {
+        if (!*val) {
+            FAIL("-stats-file: the file name is empty");
+        }
+        SET_STR(stats_file);
+    } else if (!strcmp(name, "stats-collect")) {
+        if (!strcmp(val, "on")) {
+            cfg->stats_collect = LOCKSTAT_SAMPLED;
+        } else if (!strcmp(val, "full")) {
+            cfg->stats_collect = LOCKSTAT_FULL;
+        } else if (!strcmp(val, "off")) {
+            cfg->stats_collect = LOCKSTAT_OFF;
+        } else {
+            FAIL("-stats-collect: '%s' is not on, full or off", val);
+        }
     } else if (!strcmp(name, "help")) {
         cfg->help = true;
     } else if (!strcmp(name, "version")) {
@@ -346,9 +470,11 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->topology = (CpuTopology){.cpus = 1, .sockets = 1, .cores = 1, .threads = 1};
     cfg->emulation_assists = -1;
     cfg->ram_size = 128ULL << 20;
+    cfg->stats_collect = LOCKSTAT_SAMPLED;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
     cfg->iothreads = g_ptr_array_new_with_free_func(iothread_config_free);
     cfg->qmp = g_ptr_array_new_with_free_func((GDestroyNotify)qmp_endpoint_free);
+    cfg->drives = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -410,6 +536,7 @@ void vm_config_clear(VmConfig *cfg)
     g_free(cfg->kernel);
     g_free(cfg->initrd);
     g_free(cfg->append);
+    g_free(cfg->stats_file);
     for (int i = 0; i < cfg->nserial; i++) {
         g_free(cfg->serial[i]);
     }
@@ -421,6 +548,9 @@ void vm_config_clear(VmConfig *cfg)
     }
     if (cfg->qmp) {
         g_ptr_array_free(cfg->qmp, true);
+    }
+    if (cfg->drives) {
+        g_ptr_array_free(cfg->drives, true);
     }
     memset(cfg, 0, sizeof(*cfg));
 }

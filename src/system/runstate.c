@@ -12,14 +12,35 @@
 #include "kvmloop/cpus.h"
 #include "kvmloop/event_loop.h"
 #include "kvmloop/iothread.h"
+#include "kvmloop/lockstat.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/qmp.h"
 #include "kvmloop/rcu.h"
+#include "kvmloop/stats.h"
+
+/* The lock site of the main-loop callback named @name: "loop:NAME". The
+ * hooks run on the main loop's thread only, so the cache takes no lock; it
+ * is keyed by the name's text because a name may be freed with its timer. */
+static LockSite main_loop_site(const char *name)
+{
+    static GHashTable *cache;
+    gpointer id;
+    if (!cache) {
+        cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    if (g_hash_table_lookup_extended(cache, name, NULL, &id)) {
+        return GPOINTER_TO_UINT(id);
+    }
+    g_autofree char *site = g_strconcat("loop:", name, NULL);
+    LockSite s = lockstat_site_intern(site);
+    g_hash_table_insert(cache, g_strdup(name), GUINT_TO_POINTER(s));
+    return s;
+}
 
 /* The main loop runs each callback under the BQL and sleeps without it. */
 static void main_loop_enter(void *opaque, const char *site)
 {
-    bql_lock();
+    bql_lock_site(main_loop_site(site));
 }
 
 static void main_loop_leave(void *opaque, const char *site)
@@ -34,18 +55,38 @@ static const EventLoopHooks main_loop_hooks = {
 
 typedef struct SignalWatch {
     Machine *machine;
+    const VmConfig *cfg;
     int fd;
 } SignalWatch;
 
-static void termination_signal(void *opaque, int fd, unsigned revents)
+/* SIGUSR1: a snapshot of the statistics, to the -stats-file or as tables on
+ * stderr, while the VM runs on. */
+static void stats_snapshot_signal(SignalWatch *sw)
+{
+    if (!sw->cfg->stats_file) {
+        stats_print(sw->machine, stderr);
+        return;
+    }
+    g_autoptr(GError) err = NULL;
+    if (!stats_write_json(sw->machine, sw->cfg->stats_file, &err)) {
+        fprintf(stderr, "kvmloop: %s\n", err->message);
+    }
+}
+
+static void host_signal(void *opaque, int fd, unsigned revents)
 {
     SignalWatch *sw = opaque;
     struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        fprintf(stderr, "kvmloop: terminating on signal %u\n", si.ssi_signo);
-        /* As QEMU: a clean stop asked for by the host is not an error. */
-        machine_request_exit_cause(sw->machine, 0, MACHINE_CAUSE_HOST_SIGNAL);
+    if (read(fd, &si, sizeof(si)) != (ssize_t)sizeof(si)) {
+        return;
     }
+    if (si.ssi_signo == SIGUSR1) {
+        stats_snapshot_signal(sw);
+        return;
+    }
+    fprintf(stderr, "kvmloop: terminating on signal %u\n", si.ssi_signo);
+    /* As QEMU: a clean stop asked for by the host is not an error. */
+    machine_request_exit_cause(sw->machine, 0, MACHINE_CAUSE_HOST_SIGNAL);
 }
 
 /* Create and start the iothreads of -object iothread, into @out. Before the
@@ -108,18 +149,25 @@ static void wait_for_qmp_clients(Machine *m, EventLoop *loop, QmpMonitor *mon)
 int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
 {
     g_autoptr(GError) err = NULL;
+    g_autoptr(GError) stats_err = NULL;
     int status = 1;
 
-    /* Termination signals arrive through a signalfd in the main loop; every
-     * thread created from here on inherits the blocked mask. */
+    /* Termination signals and SIGUSR1 (a statistics snapshot) arrive through
+     * a signalfd in the main loop; every thread created from here on
+     * inherits the blocked mask. */
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigaddset(&term, SIGINT);
     sigaddset(&term, SIGHUP);
+    sigaddset(&term, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &term, NULL);
     cpus_init_signals();
     rcu_thread_online();
+    /* Statistics cover this run only. */
+    lockstat_set_mode((LockStatMode)cfg->stats_collect);
+    lockstat_reset();
+    lockstat_thread_set_site(lockstat_site_intern("main"));
 
     EventLoop *loop = event_loop_new(EVENT_LOOP_GLIB, &main_loop_hooks, &err);
     if (!loop) {
@@ -145,12 +193,15 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
         fprintf(stderr, "kvmloop: %s\n", err->message);
         goto out_iothreads;
     }
-    SignalWatch sw = {.machine = m, .fd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK)};
+    SignalWatch sw = {
+        .machine = m, .cfg = cfg, .fd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK)};
     EventWatch *sigwatch = NULL;
     if (sw.fd >= 0) {
-        sigwatch = event_loop_add_fd(loop, sw.fd, EVENT_IN, "signal", termination_signal, &sw);
+        sigwatch = event_loop_add_fd(loop, sw.fd, EVENT_IN, "signal", host_signal, &sw);
     }
-    if (mon && qmp_monitor_waiting(mon)) {
+    /* A first, empty document: a bad -stats-file fails now, not at the end. */
+    bool stats_file_ok = !cfg->stats_file || stats_write_json(m, cfg->stats_file, &err);
+    if (stats_file_ok && mon && qmp_monitor_waiting(mon)) {
         wait_for_qmp_clients(m, loop, mon);
     }
     /* -S: the vCPU threads start and wait at once; the virtual clock stands
@@ -159,7 +210,10 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     if (cfg->start_paused) {
         pause_all_vcpus();
     }
-    if (machine_exit_requested(m, &status)) {
+    if (!stats_file_ok) {
+        fprintf(stderr, "kvmloop: %s\n", err->message);
+        machine_request_exit_cause(m, 1, MACHINE_CAUSE_HOST_ERROR);
+    } else if (machine_exit_requested(m, &status)) {
         /* Stopped by a signal while waiting for a QMP client. */
     } else if (!machine_start(m, &err)) {
         fprintf(stderr, "kvmloop: %s\n", err->message);
@@ -183,7 +237,10 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
      * the devices whose handlers the iothreads run. */
     iothreads_stop(iothreads);
     if (cfg->stats) {
-        machine_print_stats(m, stderr);
+        stats_print(m, stderr);
+    }
+    if (cfg->stats_file && stats_file_ok && !stats_write_json(m, cfg->stats_file, &stats_err)) {
+        fprintf(stderr, "kvmloop: %s\n", stats_err->message);
     }
     if (hooks && hooks->stopped) {
         hooks->stopped(m, status, hooks->opaque);

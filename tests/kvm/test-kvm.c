@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 
 #include "kvmloop/bql.h"
 #include "kvmloop/chardev.h"
@@ -17,14 +21,14 @@
 #include "kvmloop/event_loop.h"
 #include "kvmloop/eventfd.h"
 #include "kvmloop/iothread.h"
+#include "kvmloop/lockstat.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/memory.h"
 #include "kvmloop/testdev.h"
 
 #define MAX_CPUS 8
 
-typedef struct RunResult RunResult;
-struct RunResult {
+typedef struct RunResult {
     int status;
     char *serial;
     uint64_t counter[2];
@@ -36,14 +40,18 @@ struct RunResult {
     uint64_t bell_accesses[2];    /* exits that reached the doorbell regions */
     pid_t iothread_tid;           /* of "io0" once the vCPUs started, if it exists */
     bool iothread_stopped;        /* "io0" was stopped before the devices went */
-    /* Optional checks on the main thread once the vCPUs started, BQL held. */
-    void (*on_start)(struct RunResult *r);
     /* Optional work while the VM runs: a thread started by the started hook. */
     void *(*driver)(void *arg);
     void *driver_arg;
     pthread_t driver_thread;
     Machine *machine;
-};
+    /* Optional: more set-up in the started hook, more checks in the stopped one. */
+    void (*on_start)(struct RunResult *r, EventLoop *loop);
+    void (*on_stop)(struct RunResult *r, Machine *m);
+    void *test;
+    pthread_t main_thread;
+    LockStatSnapshot *lockstats; /* taken when the VM stopped */
+} RunResult;
 
 static const char *guest_dir;
 
@@ -56,12 +64,13 @@ static void on_started(Machine *m, EventLoop *loop, void *opaque)
 {
     RunResult *r = opaque;
     r->machine = m;
+    r->main_thread = pthread_self();
     IOThread *io = iothread_find("io0");
     if (io) {
         r->iothread_tid = iothread_thread_id(io);
     }
     if (r->on_start) {
-        r->on_start(r);
+        r->on_start(r, loop);
     }
     if (r->driver) {
         g_assert_cmpint(pthread_create(&r->driver_thread, NULL, r->driver, r), ==, 0);
@@ -71,7 +80,7 @@ static void on_started(Machine *m, EventLoop *loop, void *opaque)
 static void count_bell_accesses(MemoryRegion *mr, void *opaque)
 {
     if (g_str_has_prefix(mr->name, "testdev.doorbell-")) {
-        *(uint64_t *)opaque += __atomic_load_n(&mr->accesses, __ATOMIC_RELAXED);
+        *(uint64_t *)opaque += memory_region_stats(mr).accesses;
     }
 }
 
@@ -107,6 +116,10 @@ static void on_stopped(Machine *m, int status, void *opaque)
     }
     r->io = address_space_stats(machine_pio(m));
     r->mem = address_space_stats(machine_mmio(m));
+    r->lockstats = lockstat_snapshot();
+    if (r->on_stop) {
+        r->on_stop(r, m);
+    }
 }
 
 /* Run kvmloop on @argv (NULL-terminated, without argv[0]) plus a capturing
@@ -136,6 +149,7 @@ static void run_vm(RunResult *r, const char *const *args)
 static void result_clear(RunResult *r)
 {
     g_free(r->serial);
+    lockstat_snapshot_free(r->lockstats);
 }
 
 static uint64_t total_exits(const RunResult *r, VcpuExitReason reason)
@@ -347,6 +361,489 @@ static void test_shutdown_race(void)
     }
 }
 
+/* ---- Lock statistics ------------------------------------------------------------ */
+
+#define HOLD_NS (20 * 1000 * 1000)
+
+/* True once thread @tid sleeps in futex(2), i.e. blocks on a mutex. */
+static bool thread_in_futex(pid_t tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%d/syscall", (int)tid);
+    g_autofree char *text = NULL;
+    if (tid <= 0 || !g_file_get_contents(path, &text, NULL, NULL)) {
+        return false;
+    }
+    return strtol(text, NULL, 10) == SYS_futex;
+}
+
+static LockSite site_id(const char *name)
+{
+    return lockstat_site_intern(name);
+}
+
+static unsigned bql_id(void)
+{
+    return bql_klock()->id;
+}
+
+/* Exits of every vCPU to exit site @site. */
+static uint64_t exits_at(Machine *m, LockSite site)
+{
+    g_autofree uint64_t *counts = g_new(uint64_t, LOCKSTAT_MAX_SITES);
+    uint64_t n = 0;
+    for (int i = 0; i < machine_cpu_count(m); i++) {
+        cpu_exits_by_site(cpu_by_index(i), counts, LOCKSTAT_MAX_SITES);
+        n += counts[site];
+    }
+    return n;
+}
+
+typedef struct HoldTest {
+    Timer *timer;
+    int64_t held_ns;  /* how long the timer held the BQL after the vCPU blocked */
+    uint64_t wait_ns; /* vCPU 0's lock wait, read when the VM stopped */
+    uint64_t pio_exits;
+} HoldTest;
+
+/* A main-loop timer (so the BQL is held) that waits until vCPU 0 is blocked
+ * on the BQL, then holds it HOLD_NS longer and ends the run. */
+static void hold_timer_cb(void *opaque)
+{
+    RunResult *r = opaque;
+    HoldTest *h = r->test;
+    g_assert_true(bql_locked());
+    if (testdev_counter(machine_find_device(r->machine, "testdev"), false) < 100) {
+        /* The guest has not started hammering the test device yet. */
+        timer_mod(h->timer, clock_get_ns(CLOCK_TYPE_REALTIME) + 10 * 1000 * 1000);
+        return;
+    }
+    pid_t tid = cpu_thread_id(cpu_by_index(0));
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (!thread_in_futex(tid)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(100);
+    }
+    int64_t t0 = clock_get_ns(CLOCK_TYPE_REALTIME);
+    g_usleep(HOLD_NS / 1000);
+    h->held_ns = clock_get_ns(CLOCK_TYPE_REALTIME) - t0;
+    machine_request_exit(r->machine, 100);
+}
+
+static void hold_start(RunResult *r, EventLoop *loop)
+{
+    HoldTest *h = r->test;
+    h->timer = timer_new(loop, CLOCK_TYPE_REALTIME, "hold-bql", hold_timer_cb, r);
+    timer_mod(h->timer, clock_get_ns(CLOCK_TYPE_REALTIME) + 10 * 1000 * 1000);
+}
+
+static void hold_stop(RunResult *r, Machine *m)
+{
+    HoldTest *h = r->test;
+    h->wait_ns = cpu_stats(cpu_by_index(0)).lock_wait_ns;
+    h->pio_exits = exits_at(m, site_id("exit io:testdev.pio"));
+}
+
+/* The wait a timer causes is recorded at the exit site, at least as long as
+ * the hold, and charged to the timer; with every hold timed ("full"), the
+ * timer's hold is recorded too. */
+static void test_stats_holder(gconstpointer data)
+{
+    const char *mode = data;
+    bool full = strcmp(mode, "full") == 0;
+    g_autofree char *k = payload("smp-counter");
+    HoldTest h = {0};
+    RunResult r = {.on_start = hold_start, .on_stop = hold_stop, .test = &h};
+    run_vm(&r, (const char *[]){"-kernel", k, "-device", "testdev,lock=bql", "-append",
+                                "m=100000000", "-stats-collect", mode, NULL});
+    g_assert_cmpint(r.status, ==, 100);
+    g_assert_cmpint(h.held_ns, >=, HOLD_NS);
+
+    LockSite exit_site = site_id("exit io:testdev.pio"), timer = site_id("loop:hold-bql");
+    LockStatCounters c = lockstat_snapshot_get(r.lockstats, bql_id(), exit_site);
+    g_assert_cmpuint(c.contended, >=, 1);
+    g_assert_cmpuint(c.wait_ns, >=, (uint64_t)h.held_ns);
+    uint64_t waits;
+    uint64_t by_timer = lockstat_snapshot_wait_by(r.lockstats, bql_id(), exit_site, timer, &waits);
+    g_assert_cmpuint(by_timer, >=, (uint64_t)h.held_ns);
+    g_assert_cmpuint(waits, >=, 1);
+    /* One wait of at least the hold sits in a bucket at or above the hold's. */
+    uint64_t long_waits = 0;
+    for (unsigned b = lockstat_bucket(HOLD_NS); b < LOCKSTAT_BUCKETS; b++) {
+        long_waits += c.wait_hist[b];
+    }
+    g_assert_cmpuint(long_waits, >=, 1);
+    LockStatCounters t = lockstat_snapshot_get(r.lockstats, bql_id(), timer);
+    g_assert_cmpuint(t.acquisitions, >=, 1);
+    if (full) {
+        g_assert_cmpuint(t.timed_holds, ==, t.acquisitions);
+        g_assert_cmpuint(t.hold_ns, >=, (uint64_t)h.held_ns);
+        g_assert_cmpuint(c.timed_holds, ==, c.acquisitions);
+    } else {
+        g_assert_cmpuint(c.timed_holds, <, c.acquisitions);
+    }
+    /* vCPU 0's own account, and its exits by site. */
+    g_assert_cmpuint(h.wait_ns, >=, (uint64_t)h.held_ns);
+    /* Two probe reads, then one exit per counter write. */
+    g_assert_cmpuint(h.pio_exits, ==, r.counter[0] + 2);
+    uint64_t exits = 0;
+    for (int i = 0; i < VCPU_EXIT__MAX; i++) {
+        exits += r.cpu[0].exits[i];
+    }
+    g_assert_cmpuint(r.cpu[0].timed_exits, >, 0);
+    if (full) {
+        g_assert_cmpuint(r.cpu[0].timed_exits, ==, exits);
+        /* The wait was part of the handling of its exit. */
+        g_assert_cmpuint(r.cpu[0].handle_ns, >=, (uint64_t)h.held_ns);
+    } else {
+        g_assert_cmpuint(r.cpu[0].timed_exits, <, exits);
+    }
+    g_assert_cmpuint(r.cpu[0].run_ns, >, 0);
+    g_assert_cmpuint(r.cpu[0].handle_ns, >, 0);
+    result_clear(&r);
+}
+
+typedef struct SiteCounts {
+    uint64_t pio_exits, mmio_exits;
+    MemoryRegionStats pio, mmio;
+    unsigned dev_lock;
+} SiteCounts;
+
+static void site_counts_stop(RunResult *r, Machine *m)
+{
+    SiteCounts *sc = r->test;
+    sc->pio_exits = exits_at(m, site_id("exit io:testdev.pio"));
+    sc->mmio_exits = exits_at(m, site_id("exit mmio:testdev.mmio"));
+    sc->pio = memory_region_stats(machine_find_device(m, "testdev")->regions->pdata[0]);
+    sc->mmio = memory_region_stats(machine_find_device(m, "testdev")->regions->pdata[1]);
+    sc->dev_lock = machine_find_device(m, "testdev")->lock.id;
+}
+
+/* Exits to a region under each policy: lock=bql takes the BQL once per
+ * access, lock=device and lock=none never touch it. */
+static void test_stats_policy(gconstpointer data)
+{
+    const char *lock = data;
+    g_autofree char *k = payload("smp-counter");
+    g_autofree char *dev = g_strdup_printf("testdev,lock=%s", lock);
+    const uint64_t n = 2, m = 2000;
+    SiteCounts sc = {0};
+    RunResult r = {.on_stop = site_counts_stop, .test = &sc};
+    run_vm(&r,
+           (const char *[]){"-kernel", k, "-smp", "2", "-device", dev, "-append", "m=2000", NULL});
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_cmpuint(r.counter[0], ==, n * m);
+    /* n * m counter writes, a probe read before and after the BSP's first
+     * write, and a final read: per region. */
+    const uint64_t accesses = n * m + 3;
+    g_assert_cmpuint(sc.pio.accesses, ==, accesses);
+    g_assert_cmpuint(sc.mmio.accesses, ==, accesses);
+    g_assert_cmpuint(sc.pio_exits, ==, accesses);
+    g_assert_cmpuint(sc.mmio_exits, ==, accesses);
+
+    LockSite pio = site_id("exit io:testdev.pio"), mmio = site_id("exit mmio:testdev.mmio");
+    LockStatCounters bp = lockstat_snapshot_get(r.lockstats, bql_id(), pio);
+    LockStatCounters bm = lockstat_snapshot_get(r.lockstats, bql_id(), mmio);
+    LockStatCounters dp = lockstat_snapshot_get(r.lockstats, sc.dev_lock, pio);
+    LockStatCounters dm = lockstat_snapshot_get(r.lockstats, sc.dev_lock, mmio);
+    if (strcmp(lock, "bql") == 0) {
+        g_assert_cmpuint(bp.acquisitions, ==, accesses);
+        g_assert_cmpuint(bm.acquisitions, ==, accesses);
+        g_assert_cmpuint(sc.pio.bql_accesses, ==, accesses);
+        g_assert_cmpuint(dp.acquisitions + dm.acquisitions, ==, 0);
+    } else {
+        g_assert_cmpuint(bp.acquisitions, ==, 0);
+        g_assert_cmpuint(bm.acquisitions, ==, 0);
+        g_assert_cmpuint(bp.hold_ns + bm.hold_ns, ==, 0);
+        g_assert_cmpuint(sc.pio.bql_accesses + sc.mmio.bql_accesses, ==, 0);
+        uint64_t dev_acq = strcmp(lock, "device") == 0 ? accesses : 0;
+        g_assert_cmpuint(dp.acquisitions, ==, dev_acq);
+        g_assert_cmpuint(dm.acquisitions, ==, dev_acq);
+    }
+    result_clear(&r);
+}
+
+typedef struct SwitchTest {
+    const LockPolicy *cycle; /* policies to switch through, LOCK_POLICY_BQL-first */
+    int ncycle;
+    uint64_t counter_after; /* PIO counter when the last switch returned */
+    SiteCounts sc;
+} SwitchTest;
+
+static uint64_t testdev_writes(Device *td)
+{
+    return testdev_counter(td, false) + testdev_counter(td, true);
+}
+
+/* 1000 policy switches while both vCPUs hammer the test device, each one
+ * after the guest made a few more accesses, so that every policy sees some;
+ * half made with the BQL held (as the monitor will), half without. */
+static void *switch_driver(void *arg)
+{
+    RunResult *r = arg;
+    SwitchTest *st = r->test;
+    bql_lock();
+    Device *td = machine_find_device(r->machine, "testdev");
+    bql_unlock();
+    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
+    uint64_t seen = 0;
+    for (int i = 1; i <= 1000; i++) {
+        while (testdev_writes(td) < seen + 20) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            g_usleep(20);
+        }
+        seen = testdev_writes(td);
+        LockPolicy p = st->cycle[i % st->ncycle];
+        if (i % 2) {
+            bql_lock();
+        }
+        g_assert_true(device_set_lock_policy(td, p, NULL));
+        if (i % 2) {
+            bql_unlock();
+        }
+    }
+    st->counter_after = testdev_writes(td);
+    return NULL;
+}
+
+static void switch_stop(RunResult *r, Machine *m)
+{
+    SwitchTest *st = r->test;
+    r->test = &st->sc;
+    site_counts_stop(r, m);
+    r->test = st;
+}
+
+static void test_stats_policy_switch(gconstpointer data)
+{
+    static const LockPolicy all[] = {LOCK_POLICY_BQL, LOCK_POLICY_DEVICE, LOCK_POLICY_NONE};
+    static const LockPolicy two[] = {LOCK_POLICY_BQL, LOCK_POLICY_DEVICE};
+    bool with_none = GPOINTER_TO_INT(data);
+    SwitchTest st = {.cycle = with_none ? all : two, .ncycle = with_none ? 3 : 2};
+    g_autofree char *k = payload("smp-counter");
+    const uint64_t n = 2, m = 20000;
+    RunResult r = {.driver = switch_driver, .on_stop = switch_stop, .test = &st};
+    run_vm(&r, (const char *[]){"-kernel", k, "-smp", "2", "-device", "testdev,lock=bql", "-append",
+                                "m=20000", NULL});
+    /* The guest checked the counters itself, and so do we. */
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_cmpuint(r.counter[0], ==, n * m);
+    g_assert_cmpuint(r.counter[1], ==, n * m);
+    /* The switches happened while the vCPUs were writing. */
+    g_assert_cmpuint(st.counter_after, <, 2 * n * m);
+    if (!with_none) {
+        /* bql <-> device: never two accessors inside the device at once. */
+        g_assert_cmpuint(r.overlaps, ==, 0);
+    }
+    g_assert_cmpuint(st.sc.pio.accesses, ==, n * m + 3);
+    g_assert_cmpuint(st.sc.mmio.accesses, ==, n * m + 3);
+    g_assert_cmpuint(st.sc.pio_exits, ==, n * m + 3);
+    g_assert_cmpuint(st.sc.mmio_exits, ==, n * m + 3);
+    g_assert_cmpuint(st.sc.pio.bql_accesses + st.sc.mmio.bql_accesses, >, 0);
+    g_assert_cmpuint(st.sc.pio.bql_accesses + st.sc.mmio.bql_accesses, <,
+                     st.sc.pio.accesses + st.sc.mmio.accesses);
+    /* Every access made under the BQL took it (a race with a switch may take
+     * it once more and start over). */
+    LockSite pio = site_id("exit io:testdev.pio"), mmio = site_id("exit mmio:testdev.mmio");
+    LockStatCounters bp = lockstat_snapshot_get(r.lockstats, bql_id(), pio);
+    LockStatCounters bm = lockstat_snapshot_get(r.lockstats, bql_id(), mmio);
+    g_assert_cmpuint(bp.acquisitions, >=, st.sc.pio.bql_accesses);
+    g_assert_cmpuint(bm.acquisitions, >=, st.sc.mmio.bql_accesses);
+    LockStatCounters sw =
+        lockstat_snapshot_lock_total(r.lockstats, st.sc.dev_lock); /* device lock used too */
+    g_assert_cmpuint(sw.acquisitions, >, 0);
+    result_clear(&r);
+}
+
+/* The JSON document of -stats-file, as json-glib reads it. */
+static JsonObject *load_json(JsonParser *parser, const char *path)
+{
+    g_autoptr(GError) err = NULL;
+    if (!json_parser_load_from_file(parser, path, &err)) {
+        g_error("%s: %s", path, err->message);
+    }
+    JsonNode *root = json_parser_get_root(parser);
+    g_assert_true(JSON_NODE_HOLDS_OBJECT(root));
+    return json_node_get_object(root);
+}
+
+static JsonObject *find_named(JsonArray *a, const char *member, const char *value)
+{
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *o = json_array_get_object_element(a, i);
+        if (g_strcmp0(json_object_get_string_member(o, member), value) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static void check_histogram(JsonObject *o, const char *name, gint64 count)
+{
+    JsonArray *h = json_object_get_array_member(o, name);
+    g_assert_cmpuint(json_array_get_length(h), ==, LOCKSTAT_BUCKETS);
+    gint64 sum = 0;
+    for (guint i = 0; i < LOCKSTAT_BUCKETS; i++) {
+        sum += json_array_get_int_element(h, i);
+    }
+    g_assert_cmpint(sum, ==, count);
+}
+
+static void test_stats_json(void)
+{
+    g_autofree char *k = payload("smp-counter");
+    g_autofree char *dir = g_dir_make_tmp("kvmloop-stats-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "stats.json", NULL);
+    SiteCounts sc = {0};
+    RunResult r = {.on_stop = site_counts_stop, .test = &sc};
+    run_vm(&r,
+           (const char *[]){"-kernel", k, "-smp", "2", "-device", "testdev,lock=device", "-append",
+                            "m=500", "-stats-file", path, "-stats-collect", "full", NULL});
+    g_assert_cmpint(r.status, ==, 1);
+
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *doc = load_json(parser, path);
+    g_assert_cmpstr(json_object_get_string_member(doc, "schema"), ==, "kvmloop-stats");
+    g_assert_cmpint(json_object_get_int_member(doc, "version"), ==, 1);
+    g_assert_cmpstr(json_object_get_string_member(doc, "collection"), ==, "full");
+    g_assert_cmpint(json_object_get_int_member(doc, "sample_rate"), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(doc, "interval_ns"), >, 0);
+    g_assert_cmpint(json_object_get_int_member(doc, "time_unix_ns"), >, 0);
+    JsonArray *floors = json_object_get_array_member(doc, "histogram_floors_ns");
+    g_assert_cmpuint(json_array_get_length(floors), ==, LOCKSTAT_BUCKETS);
+    g_assert_cmpint(json_array_get_int_element(floors, 10), ==, 1024);
+
+    /* Locks: the BQL and the test device's own, by site, with histograms. */
+    JsonArray *locks = json_object_get_array_member(doc, "locks");
+    JsonObject *bql = find_named(locks, "name", "BQL");
+    g_assert_nonnull(bql);
+    JsonObject *dev = find_named(locks, "name", "testdev");
+    g_assert_nonnull(dev);
+    gint64 acq = 0;
+    JsonArray *sites = json_object_get_array_member(dev, "sites");
+    JsonObject *pio = find_named(sites, "site", "exit io:testdev.pio");
+    g_assert_nonnull(pio);
+    g_assert_cmpint(json_object_get_int_member(pio, "acquisitions"), ==, 2 * 500 + 3);
+    for (guint i = 0; i < json_array_get_length(sites); i++) {
+        JsonObject *site = json_array_get_object_element(sites, i);
+        gint64 a = json_object_get_int_member(site, "acquisitions");
+        acq += a;
+        check_histogram(site, "wait_histogram", a);
+        check_histogram(site, "hold_histogram", a);
+        g_assert_cmpint(json_object_get_int_member(site, "timed_holds"), ==, a);
+        g_assert_cmpint(json_object_get_int_member(site, "contended"), <=, a);
+        g_assert_cmpint(json_object_get_int_member(site, "wait_ns"), >=, 0);
+        g_assert_cmpint(json_object_get_int_member(site, "hold_ns"), >, 0);
+        g_assert_true(json_object_has_member(site, "waited_for"));
+    }
+    g_assert_cmpint(json_object_get_int_member(dev, "acquisitions"), ==, acq);
+    g_assert_null(
+        find_named(json_object_get_array_member(bql, "sites"), "site", "exit io:testdev.pio"));
+
+    /* vCPUs: the same numbers the process saw. */
+    JsonArray *vcpus = json_object_get_array_member(doc, "vcpus");
+    g_assert_cmpuint(json_array_get_length(vcpus), ==, 2);
+    for (int i = 0; i < 2; i++) {
+        JsonObject *v = json_array_get_object_element(vcpus, i);
+        g_assert_cmpint(json_object_get_int_member(v, "index"), ==, i);
+        g_assert_cmpint(json_object_get_int_member(v, "thread_id"), >, 0);
+        JsonObject *ex = json_object_get_object_member(v, "exits");
+        g_assert_cmpint(json_object_get_int_member(ex, "io"), ==, r.cpu[i].exits[VCPU_EXIT_IO]);
+        g_assert_cmpint(json_object_get_int_member(ex, "mmio"), ==, r.cpu[i].exits[VCPU_EXIT_MMIO]);
+        g_assert_cmpint(json_object_get_int_member(v, "exits_total"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(v, "timed_exits"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(v, "run_ns"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(v, "handle_ns"), >, 0);
+        g_assert_true(json_object_has_member(v, "lock_wait_ns"));
+        g_assert_true(json_object_has_member(v, "kicks_seen"));
+        g_assert_true(json_object_has_member(v, "user_cpu_ns"));
+        g_assert_true(json_object_has_member(v, "sys_cpu_ns"));
+        JsonObject *ps = find_named(json_object_get_array_member(v, "exits_by_site"), "site",
+                                    "exit io:testdev.pio");
+        g_assert_nonnull(ps);
+        g_assert_cmpstr(json_object_get_string_member(ps, "reason"), ==, "io");
+        g_assert_cmpstr(json_object_get_string_member(ps, "region"), ==, "testdev.pio");
+        g_assert_cmpint(json_object_get_int_member(ps, "exits"), >=, 500);
+    }
+
+    /* Regions and address spaces. */
+    JsonArray *regions = json_object_get_array_member(doc, "regions");
+    JsonObject *tp = find_named(regions, "name", "testdev.pio");
+    g_assert_nonnull(tp);
+    g_assert_cmpstr(json_object_get_string_member(tp, "space"), ==, "io");
+    g_assert_cmpstr(json_object_get_string_member(tp, "lock"), ==, "device");
+    g_assert_cmpstr(json_object_get_string_member(tp, "site"), ==, "exit io:testdev.pio");
+    g_assert_cmpint(json_object_get_int_member(tp, "base"), ==, 0x700);
+    g_assert_cmpint(json_object_get_int_member(tp, "size"), ==, 0x10);
+    g_assert_cmpint(json_object_get_int_member(tp, "accesses"), ==, (gint64)sc.pio.accesses);
+    g_assert_cmpint(json_object_get_int_member(tp, "bql_accesses"), ==, 0);
+    JsonObject *serial = find_named(regions, "name", "serial0.serial");
+    g_assert_nonnull(serial);
+    g_assert_cmpint(json_object_get_int_member(serial, "bql_accesses"), ==,
+                    json_object_get_int_member(serial, "accesses"));
+    JsonArray *spaces = json_object_get_array_member(doc, "address_spaces");
+    g_assert_nonnull(find_named(spaces, "name", "io"));
+    JsonObject *mem = find_named(spaces, "name", "memory");
+    g_assert_nonnull(mem);
+    g_assert_true(json_object_has_member(mem, "unassigned_reads"));
+    g_assert_true(json_object_has_member(mem, "unassigned_writes"));
+    g_assert_true(json_object_has_member(mem, "bad_size"));
+
+    g_unlink(path);
+    g_rmdir(dir);
+    result_clear(&r);
+}
+
+typedef struct SignalTest {
+    const char *path;
+    gint64 io_exits; /* vCPU 0's in the snapshot the signal wrote */
+} SignalTest;
+
+/* SIGUSR1 to the main loop's thread writes a snapshot while the VM runs. */
+static void *sigusr1_driver(void *arg)
+{
+    RunResult *r = arg;
+    SignalTest *st = r->test;
+    CpuState *cpu = wait_cpu(r, 0);
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while (cpu_stats(cpu).exits[VCPU_EXIT_IO] == 0) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+    pthread_kill(r->main_thread, SIGUSR1);
+    for (;;) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_autoptr(JsonParser) parser = json_parser_new();
+        if (json_parser_load_from_file(parser, st->path, NULL)) {
+            JsonObject *doc = json_node_get_object(json_parser_get_root(parser));
+            JsonObject *v0 =
+                json_array_get_object_element(json_object_get_array_member(doc, "vcpus"), 0);
+            JsonObject *ex = json_object_get_object_member(v0, "exits");
+            st->io_exits = json_object_get_int_member(ex, "io");
+            if (st->io_exits > 0) {
+                break;
+            }
+        }
+        g_usleep(1000);
+    }
+    machine_request_exit(r->machine, 100);
+    return NULL;
+}
+
+static void test_stats_sigusr1(void)
+{
+    g_autofree char *k = payload("spin");
+    g_autofree char *dir = g_dir_make_tmp("kvmloop-stats-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "stats.json", NULL);
+    SignalTest st = {.path = path};
+    RunResult r = {.driver = sigusr1_driver, .test = &st};
+    run_vm(&r, (const char *[]){"-kernel", k, "-smp", "2", "-stats-file", path, NULL});
+    g_assert_cmpint(r.status, ==, 100);
+    g_assert_cmpint(st.io_exits, >, 0);
+    g_unlink(path);
+    g_rmdir(dir);
+    result_clear(&r);
+}
+
 /* Doorbells: the same guest on each serving path, 2 vCPUs. */
 typedef struct DoorbellCase {
     const char *device;
@@ -447,7 +944,7 @@ static const struct {
 };
 
 /* Bad bindings are refused with a one-line reason; good ones come and go. */
-static void check_eventfd_errors(RunResult *r)
+static void check_eventfd_errors(RunResult *r, EventLoop *loop)
 {
     static const struct {
         bool pio;
@@ -554,6 +1051,17 @@ int main(int argc, char **argv)
     g_test_add_func("/kvm/run-on-cpu", test_run_on_cpu);
     g_test_add_func("/kvm/pause-resume", test_pause_resume);
     g_test_add_func("/kvm/shutdown-race", test_shutdown_race);
+    g_test_add_data_func("/kvm/stats/holder/on", "on", test_stats_holder);
+    g_test_add_data_func("/kvm/stats/holder/full", "full", test_stats_holder);
+    g_test_add_data_func("/kvm/stats/policy/bql", "bql", test_stats_policy);
+    g_test_add_data_func("/kvm/stats/policy/device", "device", test_stats_policy);
+    g_test_add_data_func("/kvm/stats/policy/none", "none", test_stats_policy);
+    g_test_add_data_func("/kvm/stats/policy-switch/bql-device", GINT_TO_POINTER(0),
+                         test_stats_policy_switch);
+    g_test_add_data_func("/kvm/stats/policy-switch/all", GINT_TO_POINTER(1),
+                         test_stats_policy_switch);
+    g_test_add_func("/kvm/stats/json", test_stats_json);
+    g_test_add_func("/kvm/stats/sigusr1", test_stats_sigusr1);
 
     for (size_t i = 0; i < G_N_ELEMENTS(doorbell_cases); i++) {
         g_test_add_data_func(doorbell_cases[i].path, &doorbell_cases[i].c, test_doorbell);

@@ -67,10 +67,10 @@ static void test_contended_wait(void)
 static void test_disabled(void)
 {
     klock_init(&lock, "test");
-    klock_set_stats_enabled(false);
+    lockstat_set_enabled(false);
     klock_lock(&lock);
     klock_unlock(&lock);
-    klock_set_stats_enabled(true);
+    lockstat_set_enabled(true);
     g_assert_cmpuint(klock_stats(&lock).acquisitions, ==, 0);
     klock_destroy(&lock);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kvm-internal.h"
+#include "kvmloop/lockstat.h"
 #include "kvmloop/memory.h"
 
 const char *const vcpu_exit_reason_names[VCPU_EXIT__MAX] = {
@@ -282,7 +283,7 @@ static VcpuVerdict handle_io(KvmVcpu *v, VcpuExit *out)
     /* String instructions (rep ins/outs) come as @count consecutive items. */
     for (uint32_t i = 0; i < run->io.count; i++) {
         address_space_rw_named(v->kvm->pio, run->io.port, data + (size_t)i * size, size, is_write,
-                               &out->region);
+                               &out->region, &out->site);
     }
     return VCPU_CONTINUE;
 }
@@ -299,7 +300,7 @@ static VcpuVerdict handle_mmio(KvmVcpu *v, VcpuExit *out)
         return VCPU_CONTINUE;
     }
     address_space_rw_named(v->kvm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
-                           run->mmio.is_write, &out->region);
+                           run->mmio.is_write, &out->region, &out->site);
     return VCPU_CONTINUE;
 }
 
@@ -414,6 +415,9 @@ VcpuVerdict kvm_vcpu_exec(KvmVcpu *v, VcpuExit *out)
     }
     out->region = NULL;
     int r = kvm_ioctl(v->fd, KVM_RUN, NULL);
+    if (out->timed) {
+        out->run_end_ns = lockstat_now_ns();
+    }
     /* Pairs with kvm_vcpu_request_exit(): clear, then the caller looks at its
      * exit request flag. */
     __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

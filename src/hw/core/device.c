@@ -37,7 +37,6 @@ Device *device_create(Machine *m, const char *name, GHashTable *props, GError **
                        : g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     dev->regions = g_ptr_array_new();
     dev->region_spaces = g_ptr_array_new();
-    klock_init(&dev->lock, cls->name);
 
     GHashTableIter it;
     gpointer key;
@@ -51,6 +50,8 @@ Device *device_create(Machine *m, const char *name, GHashTable *props, GError **
         }
     }
     dev->id = g_strdup(device_prop_str(dev, "id", cls->name));
+    /* Named after the instance, so that each device's lock has its own statistics. */
+    klock_init(&dev->lock, dev->id);
     const char *lock = device_prop_str(dev, "lock", "bql");
     if (!lock_policy_parse(lock, &dev->policy)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,

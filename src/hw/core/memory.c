@@ -9,6 +9,7 @@
 
 #include "kvmloop/bql.h"
 #include "kvmloop/klock.h"
+#include "kvmloop/lockstat.h"
 #include "kvmloop/rcu.h"
 
 #ifdef KVMLOOP_TSAN
@@ -33,6 +34,8 @@ struct AddressSpace {
     uint64_t size;
     FlatView *view;            /* RCU-published */
     pthread_mutex_t update;    /* serialises writers */
+    const char *exit_kind;     /* "io" or "mmio", in exit site names */
+    LockSite unassigned_site;  /* "exit io:unassigned" or "exit mmio:unassigned" */
     uint64_t unassigned_reads; /* atomic */
     uint64_t unassigned_writes;
     uint64_t bad_size;
@@ -78,6 +81,41 @@ void memory_region_destroy(MemoryRegion *mr)
     mr->name = NULL;
 }
 
+LockPolicy memory_region_lock_policy(const MemoryRegion *mr)
+{
+    return (LockPolicy)__atomic_load_n(&mr->policy, __ATOMIC_ACQUIRE);
+}
+
+/* Take the lock of policy @p of @mr for @site; false if @p needs none. With
+ * the BQL already held by the caller nothing is taken. */
+static bool region_lock(MemoryRegion *mr, LockPolicy p, LockSite site, bool *took_bql)
+{
+    *took_bql = false;
+    switch (p) {
+    case LOCK_POLICY_BQL:
+        if (!bql_locked()) {
+            bql_lock_site(site);
+            *took_bql = true;
+        }
+        return true;
+    case LOCK_POLICY_DEVICE:
+        klock_lock_site(mr->lock, site);
+        return true;
+    case LOCK_POLICY_NONE:
+        break;
+    }
+    return false;
+}
+
+static void region_unlock(MemoryRegion *mr, LockPolicy p, bool took_bql)
+{
+    if (p == LOCK_POLICY_DEVICE) {
+        klock_unlock(mr->lock);
+    } else if (took_bql) {
+        bql_unlock();
+    }
+}
+
 bool memory_region_set_lock_policy(MemoryRegion *mr, LockPolicy p, GError **errp)
 {
     if ((unsigned)p >= G_N_ELEMENTS(lock_policy_names)) {
@@ -90,13 +128,37 @@ bool memory_region_set_lock_policy(MemoryRegion *mr, LockPolicy p, GError **errp
                     mr->name);
         return false;
     }
-    __atomic_store_n(&mr->policy, (int)p, __ATOMIC_RELEASE);
-    return true;
+    static LockSite switch_site;
+    if (!__atomic_load_n(&switch_site, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&switch_site, lockstat_site_intern("memory:set-lock-policy"),
+                         __ATOMIC_RELAXED);
+    }
+    /* Publish under the old policy's lock: an access that chose the old lock
+     * either finished before, or finds the new policy once it holds that lock
+     * and starts over (address_space_rw_named()). */
+    for (;;) {
+        LockPolicy old = memory_region_lock_policy(mr);
+        bool took_bql;
+        bool locked =
+            region_lock(mr, old, __atomic_load_n(&switch_site, __ATOMIC_RELAXED), &took_bql);
+        if (memory_region_lock_policy(mr) == old) {
+            __atomic_store_n(&mr->policy, (int)p, __ATOMIC_RELEASE);
+            if (locked) {
+                region_unlock(mr, old, took_bql);
+            }
+            return true;
+        }
+        if (locked) {
+            region_unlock(mr, old, took_bql);
+        }
+    }
 }
 
-LockPolicy memory_region_lock_policy(const MemoryRegion *mr)
+MemoryRegionStats memory_region_stats(const MemoryRegion *mr)
 {
-    return (LockPolicy)__atomic_load_n(&mr->policy, __ATOMIC_ACQUIRE);
+    g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
+    LockStatAccesses a = lockstat_snapshot_access(s, mr->site, bql_klock()->id);
+    return (MemoryRegionStats){.accesses = a.accesses, .bql_accesses = a.bql_accesses};
 }
 
 static FlatView *flat_view_new(unsigned nr)
@@ -131,6 +193,9 @@ AddressSpace *address_space_new(const char *name, uint64_t size)
     as->name = g_strdup(name);
     as->size = size;
     pthread_mutex_init(&as->update, NULL);
+    as->exit_kind = strcmp(name, "io") == 0 ? "io" : "mmio";
+    g_autofree char *site = g_strdup_printf("exit %s:unassigned", as->exit_kind);
+    as->unassigned_site = lockstat_site_intern(site);
     as->view = flat_view_new(0);
     return as;
 }
@@ -161,6 +226,8 @@ bool address_space_add(AddressSpace *as, MemoryRegion *mr, gpa_t base, GError **
         return false;
     }
     gpa_t last = base + mr->size - 1;
+    g_autofree char *site = g_strdup_printf("exit %s:%s", as->exit_kind, mr->name);
+    LockSite site_id = lockstat_site_intern(site);
 
     pthread_mutex_lock(&as->update);
     FlatView *cur = as->view;
@@ -182,6 +249,7 @@ bool address_space_add(AddressSpace *as, MemoryRegion *mr, gpa_t base, GError **
     next->ranges[pos] = (FlatRange){.base = base, .last = last, .mr = mr};
     memcpy(&next->ranges[pos + 1], &cur->ranges[pos], (cur->nr - pos) * sizeof(FlatRange));
     mr->base = base;
+    mr->site = site_id;
     address_space_publish(as, next);
     pthread_mutex_unlock(&as->update);
     return true;
@@ -241,6 +309,13 @@ AddressSpaceStats address_space_stats(AddressSpace *as)
     };
 }
 
+void address_space_stats_reset(AddressSpace *as)
+{
+    __atomic_store_n(&as->unassigned_reads, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&as->unassigned_writes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&as->bad_size, 0, __ATOMIC_RELAXED);
+}
+
 static uint64_t load_le(const uint8_t *p, unsigned size)
 {
     uint64_t v = 0;
@@ -271,7 +346,7 @@ static void region_access(MemoryRegion *mr, uint64_t offset, uint8_t *data, unsi
 }
 
 int address_space_rw_named(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned size,
-                           bool is_write, const char **region_name)
+                           bool is_write, const char **region_name, LockSite *site)
 {
     int ret = 0;
 
@@ -284,10 +359,16 @@ int address_space_rw_named(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned
         if (region_name) {
             *region_name = "unassigned";
         }
+        if (site) {
+            *site = as->unassigned_site;
+        }
         goto fail;
     }
     if (region_name) {
         *region_name = mr->name;
+    }
+    if (site) {
+        *site = mr->site;
     }
     unsigned min = mr->ops->min_access_size ? mr->ops->min_access_size : 1;
     unsigned max = mr->ops->max_access_size ? mr->ops->max_access_size : 4;
@@ -298,26 +379,30 @@ int address_space_rw_named(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned
     }
     unsigned chunk = size < max ? size : max;
 
-    __atomic_fetch_add(&mr->accesses, 1, __ATOMIC_RELAXED);
-    switch (memory_region_lock_policy(mr)) {
-    case LOCK_POLICY_BQL:
-        if (bql_locked()) {
-            region_access(mr, addr - mr->base, data, size, is_write, chunk);
-        } else {
-            bql_lock();
-            region_access(mr, addr - mr->base, data, size, is_write, chunk);
-            bql_unlock();
+    /* Take the lock the policy names, then make sure the policy still names
+     * it: memory_region_set_lock_policy() changes it under the old lock. */
+    LockPolicy p;
+    bool locked, took_bql;
+    for (;;) {
+        p = memory_region_lock_policy(mr);
+        locked = region_lock(mr, p, mr->site, &took_bql);
+        if (memory_region_lock_policy(mr) == p) {
+            break;
         }
-        __atomic_fetch_add(&mr->bql_accesses, 1, __ATOMIC_RELAXED);
-        break;
-    case LOCK_POLICY_DEVICE:
-        klock_lock(mr->lock);
-        region_access(mr, addr - mr->base, data, size, is_write, chunk);
-        klock_unlock(mr->lock);
-        break;
-    case LOCK_POLICY_NONE:
-        region_access(mr, addr - mr->base, data, size, is_write, chunk);
-        break;
+        if (locked) {
+            region_unlock(mr, p, took_bql);
+            if ((took_bql || p == LOCK_POLICY_DEVICE) && lockstat_enabled()) {
+                lockstat_record_retry(mr->site, took_bql);
+            }
+        }
+    }
+    region_access(mr, addr - mr->base, data, size, is_write, chunk);
+    if (locked) {
+        region_unlock(mr, p, took_bql);
+    }
+    /* An access that took a lock was counted as its acquisition. */
+    if (!took_bql && p != LOCK_POLICY_DEVICE && lockstat_enabled()) {
+        lockstat_record_access(mr->site, p == LOCK_POLICY_BQL);
     }
     rcu_read_leave();
     return 0;
@@ -332,5 +417,5 @@ fail:
 
 int address_space_rw(AddressSpace *as, gpa_t addr, uint8_t *data, unsigned size, bool is_write)
 {
-    return address_space_rw_named(as, addr, data, size, is_write, NULL);
+    return address_space_rw_named(as, addr, data, size, is_write, NULL, NULL);
 }

@@ -10,6 +10,9 @@ extern const DeviceClass fw_cfg_device_class;
 extern const DeviceClass acpi_pm_device_class;
 extern const DeviceClass mc146818rtc_device_class;
 extern const DeviceClass i8042_device_class;
+extern const DeviceClass pci_host_device_class;
+extern const DeviceClass virtio_rng_device_class;
+extern const DeviceClass virtio_blk_device_class;
 
 static const DeviceClass *const device_classes[] = {
     &uart16550_device_class,
@@ -19,6 +22,9 @@ static const DeviceClass *const device_classes[] = {
     &acpi_pm_device_class, /* part of the pc machine */
     &mc146818rtc_device_class,
     &i8042_device_class,
+    &pci_host_device_class, /* part of the pc machine */
+    &virtio_rng_device_class,
+    &virtio_blk_device_class,
     NULL,
 };
 

@@ -194,6 +194,20 @@ static void elf_phdr(const ElfView *v, unsigned i, ElfPhdr *p)
     }
 }
 
+/* True if a loadable or note segment runs past the end of the file. */
+static bool elf_truncated(const ElfView *v)
+{
+    for (unsigned i = 0; i < v->phnum; i++) {
+        ElfPhdr ph;
+        elf_phdr(v, i, &ph);
+        if ((ph.type == PT_LOAD || ph.type == PT_NOTE) &&
+            (ph.offset > v->len || ph.filesz > v->len - ph.offset)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The PVH entry point from the PT_NOTE segments, or false. */
 static bool elf_find_pvh_entry(const ElfView *v, uint64_t *entry)
 {
@@ -235,6 +249,11 @@ bool kernel_probe(const char *path, BootProtocol *out, GError **errp)
 
     if (is_bzimage(b, len)) {
         *out = BOOT_PROTOCOL_BZIMAGE;
+    } else if (elf_view(b, len, &v) && elf_truncated(&v)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "kernel '%s': truncated ELF (its segments run past the end of the file)",
+                    path);
+        return false;
     } else if (elf_view(b, len, &v) && elf_find_pvh_entry(&v, &entry)) {
         *out = BOOT_PROTOCOL_PVH;
     } else if (multiboot_probe(b, len)) {

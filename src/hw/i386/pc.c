@@ -17,6 +17,7 @@
 #include "kvmloop/memory.h"
 #include "kvmloop/linux_boot.h"
 #include "kvmloop/multiboot.h"
+#include "kvmloop/pci.h"
 #include "kvmloop/rcu.h"
 
 /* RAM above this goes above 4 GiB; [3 GiB, 4 GiB) is the PCI/MMIO hole. */
@@ -55,7 +56,8 @@ struct Machine {
     int reset_cause;         /* atomic MachineCause of the pending reset, or NONE */
     GArray *listeners;       /* MachineListener, BQL */
     BootProtocol boot_protocol;
-    unsigned resets; /* completed resets */
+    const char *host_kind; /* set when the host emulates guest kernel code */
+    unsigned resets;       /* completed resets */
 };
 
 AddressSpace *machine_pio(Machine *m)
@@ -327,7 +329,7 @@ static bool pc_init_devices(Machine *m, GError **errp)
      * button), the CMOS RTC and the keyboard controller (reset line). */
     if (!pc_add_device(m, "acpi-pm", errp, NULL) ||
         !pc_add_device(m, "mc146818rtc", errp, "id", "rtc", NULL) ||
-        !pc_add_device(m, "i8042", errp, NULL)) {
+        !pc_add_device(m, "i8042", errp, NULL) || !pc_add_device(m, "pci-host", errp, NULL)) {
         return false;
     }
     g_autofree char *cpus = g_strdup_printf("%d", cfg->smp);
@@ -349,6 +351,20 @@ static bool pc_init_devices(Machine *m, GError **errp)
         }
         g_ptr_array_add(m->devices, d);
     }
+    for (guint i = 0; i < cfg->drives->len; i++) {
+        GHashTable *props = cfg->drives->pdata[i];
+        const char *id = g_hash_table_lookup(props, "id");
+        if (machine_find_device(m, id)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_EXISTS, "-drive: id '%s' is already in use",
+                        id);
+            return false;
+        }
+        Device *d = device_create(m, "virtio-blk-pci", props, errp);
+        if (!d) {
+            return false;
+        }
+        g_ptr_array_add(m->devices, d);
+    }
     return true;
 }
 
@@ -361,6 +377,7 @@ static bool pc_build_acpi(Machine *m, GError **errp)
     for (int i = 0; i < m->ncpus; i++) {
         acfg.apic_id[i] = kvm_vcpu_apic_id(m->vcpus[i]);
     }
+    acfg.sb_fill = pci_bus_acpi_fill; /* \_SB.PCI0 */
     g_autoptr(GByteArray) blob = acpi_build_tables(&acfg, BOOT_BIOS_ADDR, errp);
     if (!blob) {
         return false;
@@ -485,14 +502,7 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
     if (!pc_boot(m, errp)) {
         goto fail;
     }
-    /* Once the VM is built, so that a start-up error stays one line. */
-    if (emulating) {
-        fprintf(stderr,
-                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
-                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
-                "the emulator lacks\n",
-                host_kind);
-    }
+    m->host_kind = emulating ? host_kind : NULL;
     return m;
 
 fail:
@@ -519,6 +529,15 @@ bool machine_start(Machine *m, GError **errp)
                 return false;
             }
         }
+    }
+    /* Before the vCPUs run, after every start-up error could have happened
+     * (which stays a single line). */
+    if (m->host_kind) {
+        fprintf(stderr,
+                "kvmloop: warning: this host's KVM (%s) has no hardware virtualization: guest "
+                "kernel code is instruction-emulated, slowly, and may stop on an instruction "
+                "the emulator lacks\n",
+                m->host_kind);
     }
     for (int i = 0; i < m->ncpus; i++) {
         if (!cpu_start(m->cpus[i], errp)) {
@@ -560,67 +579,26 @@ void machine_destroy(Machine *m)
     g_free(m);
 }
 
-/* Instructions kvmloop finished for an emulating host's KVM, per vCPU. */
-static void pc_print_assist_stats(Machine *m, FILE *f)
+/* What only this machine knows for -stats: the instructions kvmloop finished
+ * for an emulating host's KVM, per vCPU, and when the guest first ran. */
+void machine_print_host_stats(Machine *m, FILE *f)
 {
-    if (!kvm_emulation_assists(m->kvm)) {
-        return;
-    }
-    fprintf(f, "emulation assists:\n  %-6s", "vcpu");
-    for (int a = 0; a < KVM_ASSIST__MAX; a++) {
-        fprintf(f, " %10s", kvm_assist_names[a]);
-    }
-    fprintf(f, "\n");
-    for (int i = 0; i < m->ncpus; i++) {
-        uint64_t n[KVM_ASSIST__MAX];
-        kvm_vcpu_assist_counts(m->vcpus[i], n);
-        fprintf(f, "  %-6d", i);
+    if (kvm_emulation_assists(m->kvm)) {
+        fprintf(f, "emulation assists:\n  %-6s", "vcpu");
         for (int a = 0; a < KVM_ASSIST__MAX; a++) {
-            fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
+            fprintf(f, " %10s", kvm_assist_names[a]);
         }
         fprintf(f, "\n");
-    }
-}
-
-static void print_region_stats(MemoryRegion *mr, void *opaque)
-{
-    FILE *f = opaque;
-    fprintf(f, "  %-24s %12" G_GUINT64_FORMAT " %12" G_GUINT64_FORMAT "  %s\n", mr->name,
-            __atomic_load_n(&mr->accesses, __ATOMIC_RELAXED),
-            __atomic_load_n(&mr->bql_accesses, __ATOMIC_RELAXED),
-            lock_policy_name(memory_region_lock_policy(mr)));
-}
-
-void machine_print_stats(Machine *m, FILE *f)
-{
-    KLockStats b = klock_stats(bql_klock());
-    fprintf(f, "kvmloop statistics\n");
-    fprintf(f,
-            "BQL: %" G_GUINT64_FORMAT " acquisitions, %" G_GUINT64_FORMAT
-            " contended, wait %.3f ms, hold %.3f ms\n",
-            b.acquisitions, b.contended, b.wait_ns / 1e6, b.hold_ns / 1e6);
-    fprintf(f, "exits per vCPU:\n  %-6s", "vcpu");
-    for (int r = 0; r < VCPU_EXIT__MAX; r++) {
-        fprintf(f, " %10s", vcpu_exit_reason_names[r]);
-    }
-    fprintf(f, "\n");
-    for (int i = 0; i < m->ncpus; i++) {
-        CpuStats s = cpu_stats(m->cpus[i]);
-        fprintf(f, "  %-6d", i);
-        for (int r = 0; r < VCPU_EXIT__MAX; r++) {
-            fprintf(f, " %10" G_GUINT64_FORMAT, s.exits[r]);
+        for (int i = 0; i < m->ncpus; i++) {
+            uint64_t n[KVM_ASSIST__MAX];
+            kvm_vcpu_assist_counts(m->vcpus[i], n);
+            fprintf(f, "  %-6d", i);
+            for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+                fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
+            }
+            fprintf(f, "\n");
         }
-        fprintf(f, "\n");
     }
-    fprintf(f, "regions:\n  %-24s %12s %12s  %s\n", "name", "accesses", "with BQL", "lock");
-    address_space_foreach(m->pio, print_region_stats, f);
-    address_space_foreach(m->mmio, print_region_stats, f);
-    AddressSpaceStats io = address_space_stats(m->pio), mem = address_space_stats(m->mmio);
-    fprintf(f,
-            "unassigned: io %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT
-            " writes, memory %" G_GUINT64_FORMAT " reads %" G_GUINT64_FORMAT " writes\n",
-            io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes);
-    pc_print_assist_stats(m, f);
     if (kvm_first_entry_ns()) {
         fprintf(f, "boot: first guest entry %.1f ms after kvmloop started\n",
                 (kvm_first_entry_ns() - kvmloop_start_ns()) / 1e6);

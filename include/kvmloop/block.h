@@ -1,0 +1,69 @@
+/* Asynchronous file I/O for device models: io_uring or worker threads, completed on a loop. */
+#ifndef KVMLOOP_BLOCK_H
+#define KVMLOOP_BLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <glib.h>
+#include "kvmloop/event_loop.h"
+
+typedef struct BlockAio BlockAio;
+typedef struct BlockAioReq BlockAioReq;
+
+typedef enum {
+    BLOCK_AIO_AUTO,     /* io_uring, else the worker threads (with a one-line notice) */
+    BLOCK_AIO_IO_URING, /* io_uring or fail */
+    BLOCK_AIO_THREADS,  /* four worker threads doing preadv/pwritev/fdatasync */
+} BlockAioBackend;
+
+typedef enum {
+    BLOCK_OP_READ,
+    BLOCK_OP_WRITE,
+    BLOCK_OP_FLUSH, /* fdatasync */
+} BlockOp;
+
+/* A request's end: @ret is the byte count moved (0 for a flush) or -errno.
+ * Runs on the loop given to block_aio_new(), never inside block_aio_submit(). */
+typedef void (*block_aio_done_fn)(BlockAioReq *r, int64_t ret);
+
+/* One request, embedded in the caller's own state, which stays valid (and
+ * so do @iov and the buffers it names) until @done ran. */
+struct BlockAioReq {
+    BlockOp op;
+    int fd;
+    uint64_t offset;
+    const struct iovec *iov;
+    unsigned niov;
+    block_aio_done_fn done;
+    /* Private to block.c. */
+    int64_t ret;
+    BlockAioReq *next;
+};
+
+/* A submission and completion context served by @loop: an io_uring whose
+ * completion eventfd @loop watches, or worker threads that hand
+ * results back through an eventfd. "io_uring unavailable" (the ring cannot
+ * be set up: seccomp, an old kernel, or the environment variable
+ * KVMLOOP_NO_IO_URING=1, which the tests use) makes BLOCK_AIO_AUTO fall
+ * back to the workers. Returns NULL with a one-line error naming @what. Call
+ * it in @loop's context (iothread_run_sync() for an iothread's loop). */
+BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what, GError **errp);
+/* Wait for every request in flight, run their @done, stop watching and
+ * free. In @loop's context, with the loop not running elsewhere. NULL is a
+ * no-op. */
+void block_aio_free(BlockAio *a);
+/* BLOCK_AIO_IO_URING or BLOCK_AIO_THREADS. Any thread. */
+BlockAioBackend block_aio_backend(const BlockAio *a);
+/* Start @r. Its @done runs later on the loop. The loop's thread only. */
+void block_aio_submit(BlockAio *a, BlockAioReq *r);
+/* Wait until nothing is in flight, running each @done as it completes, on
+ * the calling thread. For tear-down and reset: the loop's thread, or any
+ * thread while the loop is not running. */
+void block_aio_drain(BlockAio *a);
+/* Requests submitted and not yet done. The loop's thread. */
+unsigned block_aio_inflight(const BlockAio *a);
+/* Parse "auto", "io_uring" or "threads". */
+bool block_aio_backend_parse(const char *s, BlockAioBackend *out);
+
+#endif
