@@ -71,9 +71,6 @@ typedef void (*machine_event_fn)(void *opaque, MachineEventKind kind, MachineCau
 void machine_add_listener(Machine *m, machine_event_fn fn, void *opaque);
 void machine_remove_listener(Machine *m, machine_event_fn fn, void *opaque);
 
-/* Call @fn for every device, in creation order. BQL held. */
-void machine_foreach_device(Machine *m, void (*fn)(Device *dev, void *opaque), void *opaque);
-
 #endif
 
 /* Building and running (src/hw/i386/pc.c); used by src/system. */

@@ -142,13 +142,6 @@ static void machine_notify(Machine *m, MachineEventKind kind, MachineCause cause
     }
 }
 
-void machine_foreach_device(Machine *m, void (*fn)(Device *dev, void *opaque), void *opaque)
-{
-    for (guint i = 0; i < m->devices->len; i++) {
-        fn(m->devices->pdata[i], opaque);
-    }
-}
-
 static void pc_irq_set(void *opaque, int n, int level)
 {
     Machine *m = opaque;
