@@ -9,9 +9,14 @@ dir=${KVMLOOP_BUILD_DIR:-$root/build}
 "$root/tools/guest-image.sh" "$dir/guest"
 
 if grep -qwE 'vmx|svm' /proc/cpuinfo || [ -n "${KVMLOOP_DEMO_LINUX:-}" ]; then
-    echo "kvmloop: booting Debian's kernel with 2 vCPUs; Ctrl-a x quits, 'poweroff' ends the VM" >&2
+    # The guest's /dev/vda: a sparse raw image, kept between runs.
+    disk=$dir/guest/disk.img
+    [ -e "$disk" ] || truncate -s 64M "$disk"
+    echo "kvmloop: booting Debian's kernel with 2 vCPUs and $disk as /dev/vda; Ctrl-a x quits," \
+        "'poweroff' ends the VM" >&2
     exec "$dir/kvmloop" -smp 2 -m 512 -kernel "$dir/guest/bzImage" \
-        -initrd "$dir/guest/initramfs.cpio.gz" -append "console=ttyS0 quiet kvmloop.shell" "$@"
+        -initrd "$dir/guest/initramfs.cpio.gz" -append "console=ttyS0 quiet kvmloop.shell" \
+        -drive "file=$disk,if=virtio,format=raw" "$@"
 fi
 
 echo "kvmloop: this host's KVM has no VMX/SVM (guest kernel code would be emulated), so a Linux" \

@@ -7,6 +7,7 @@ PACKAGES=(
     libglib2.0-dev libevent-dev liburcu-dev liburing-dev libjson-glib-dev linux-libc-dev
     gdb time
     cpio gzip xz-utils zstd lz4 bzip2 binutils kmod
+    gnuplot-nox
 )
 
 missing=()

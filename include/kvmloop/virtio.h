@@ -175,4 +175,12 @@ typedef struct VirtioBlkStats {
 /* The counters of a virtio-blk-pci device. Any thread. */
 VirtioBlkStats virtio_blk_stats(Device *dev);
 
+/* ---- virtio-console (virtio-console-pci) ---------------------------------- */
+
+/* The character backend of a virtio-console-pci device (its "chardev"
+ * property). Input given to it with chardev_deliver() reaches the guest's
+ * receive buffers; call that on the device's data-plane thread (the main
+ * loop with the BQL, or its iothread). Main thread, BQL held. */
+Chardev *virtio_console_chardev(Device *dev);
+
 #endif

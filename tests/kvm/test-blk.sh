@@ -10,21 +10,9 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0
-fail=0
 
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: /dev/kvm is not usable and CI needs these tests" >&2
-        exit 1
-    fi
-    echo "SKIP: /dev/kvm is not usable" >&2
-    exit 77
-fi
-exec 3>&-
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
 
 K="$GUEST/virtio-blk.elf"
 DX="isa-debug-exit,iobase=0xf4,iosize=0x4"

@@ -5,24 +5,9 @@ KVMLOOP=$1
 GUEST=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
 
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: /dev/kvm is not usable and CI needs these tests" >&2
-        exit 1
-    fi
-    echo "SKIP: /dev/kvm is not usable" >&2
-    exit 77
-fi
-exec 3>&-
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# kvmloop warns once on hosts without VMX/SVM; that line is not what these tests look at.
-HOST_WARNING="^kvmloop: warning: this host's KVM"
-errors() { grep -v "$HOST_WARNING" "$tmp/err"; }
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
 
 # expect_error NAME PATTERN ARGS...: exit 1, exactly one line on stderr matching PATTERN.
 expect_error() {

@@ -7,24 +7,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # A write to a FIFO whose reader died must fail the check, not kill the script.
 trap '' PIPE
-pass=0
-fail=0
 
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: /dev/kvm is not usable and CI needs these tests" >&2
-        exit 1
-    fi
-    echo "SKIP: /dev/kvm is not usable" >&2
-    exit 77
-fi
-exec 3>&-
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# kvmloop warns once on hosts without VMX/SVM; that line is not what these tests look at.
-HOST_WARNING="^kvmloop: warning: this host's KVM"
-errors() { grep -v "$HOST_WARNING" "$tmp/err"; }
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
 
 K="$GUEST/echo.elf"
 DX="isa-debug-exit,iobase=0xf4,iosize=0x4"

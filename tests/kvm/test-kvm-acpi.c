@@ -16,6 +16,8 @@
 #include "kvmloop/guest_mem.h"
 #include "kvmloop/machine.h"
 
+#include "kvm-test.h"
+
 /* Where the pc machine's firmware tables live (the BIOS area OSes scan). */
 #define ACPI_TABLES_GPA 0xe0000
 
@@ -149,30 +151,10 @@ static void test_power_button(void)
     g_free(r.serial);
 }
 
-static void require_kvm(void)
-{
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        return;
-    }
-    if (g_getenv("CI")) {
-        fprintf(stderr, "FAIL: /dev/kvm is not usable (%s) and CI needs these tests\n",
-                g_strerror(errno));
-        exit(1);
-    }
-    fprintf(stderr, "SKIP: /dev/kvm is not usable: %s\n", g_strerror(errno));
-    exit(77);
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    require_kvm();
-    guest_dir = g_getenv("KVMLOOP_GUEST_DIR");
-    if (!guest_dir) {
-        g_error("KVMLOOP_GUEST_DIR is not set");
-    }
+    guest_dir = kvm_test_init();
     g_test_add_data_func("/kvm/acpi/poweroff", "1", test_poweroff);
     g_test_add_data_func("/kvm/acpi/poweroff-smp", "4", test_poweroff);
     g_test_add_func("/kvm/acpi/power-button", test_power_button);

@@ -26,6 +26,8 @@
 #include "kvmloop/memory.h"
 #include "kvmloop/testdev.h"
 
+#include "kvm-test.h"
+
 #define MAX_CPUS 8
 
 typedef struct RunResult {
@@ -1010,30 +1012,10 @@ static void test_eventfd_errors(void)
     result_clear(&r);
 }
 
-static void require_kvm(void)
-{
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        return;
-    }
-    if (g_getenv("CI")) {
-        fprintf(stderr, "FAIL: /dev/kvm is not usable (%s) and CI needs these tests\n",
-                g_strerror(errno));
-        exit(1);
-    }
-    fprintf(stderr, "SKIP: /dev/kvm is not usable: %s\n", g_strerror(errno));
-    exit(77);
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    require_kvm();
-    guest_dir = g_getenv("KVMLOOP_GUEST_DIR");
-    if (!guest_dir) {
-        g_error("KVMLOOP_GUEST_DIR is not set");
-    }
+    guest_dir = kvm_test_init();
     static const CounterCase bql = {"bql", "0", 1000}, dev = {"device", "0", 1000},
                              none = {"none", "0", 1000}, bql_delay = {"bql", "20000", 200};
 

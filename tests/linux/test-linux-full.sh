@@ -3,7 +3,9 @@
 #   test-linux-full.sh KVMLOOP GUEST_DIR CASE
 # CASE: smp1 smp2 smp4 (boot to the marker, exactly N CPUs online, poweroff -> status 0),
 # reboot-noreboot, panic-noreboot (status 0 under -no-reboot), reboot-once (comes back up once),
-# hammer (two guest CPUs hammer the test device from userspace; the host checks the count).
+# hammer (two guest CPUs hammer the test device from userspace; the host checks the count),
+# disk (a pattern written to /dev/vda and synced; the host reads the image after poweroff),
+# hwrng (virtio-rng feeds /dev/hwrng), hvc (virtio-console: a line each way on hvc0).
 set -u
 KVMLOOP=$1
 GUEST=$2
@@ -30,13 +32,14 @@ trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 fail=0
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
-# run NCPUS EXTRA_APPEND [kvmloop args...]: boot in the background, console in $tmp/console.
+# run NCPUS EXTRA_APPEND [kvmloop args...]: boot in the background, console in $tmp/console,
+# kvmloop's stdin from $stdin (default /dev/null).
 run() {
     local n=$1 extra=$2
     shift 2
     "$KVMLOOP" -kernel "$GUEST/bzImage" -initrd "$GUEST/initramfs.cpio.gz" -m 512 -smp "$n" \
         -append "console=ttyS0 panic=-1 $extra" -serial "file:$tmp/console" "$@" \
-        >"$tmp/out" 2>"$tmp/err" </dev/null &
+        >"$tmp/out" 2>"$tmp/err" <"${stdin:-/dev/null}" &
     pid=$!
 }
 
@@ -101,6 +104,39 @@ hammer)
     acc=$(awk '$1 == "testdev.pio" { print $2 }' "$tmp/err")
     [ "$acc" = 200001 ] || bad "testdev.pio saw $acc accesses, expected 200001"
     grep -q "hammer: counter 200000" "$tmp/console" || bad "guest read a wrong count"
+    ;;
+disk)
+    img=$tmp/disk.img
+    truncate -s 64M "$img"
+    run 1 "kvmloop.script=disk" -drive "file=$img,if=virtio,format=raw"
+    finish
+    [ $st -eq 0 ] || bad "status $st after poweroff, expected 0"
+    grep -q "kvmloop-guest: script disk exited 0" "$tmp/console" ||
+        bad "the guest's disk script failed: $(grep 'disk' "$tmp/console")"
+    want=$(for i in $(seq 0 15); do echo "kvmloop disk pattern $i"; done)
+    got=$(dd if="$img" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0')
+    [ "$got" = "$want" ] || bad "sector 8 of the image holds '$(echo "$got" | head -n 2)'"
+    [ "$(dd if="$img" bs=512 count=8 2>/dev/null | tr -d '\0' | wc -c)" -eq 0 ] ||
+        bad "sectors 0-7 of the image were written"
+    ;;
+hwrng)
+    run 1 "kvmloop.script=hwrng" -device virtio-rng-pci
+    finish
+    [ $st -eq 0 ] || bad "status $st after poweroff, expected 0"
+    grep -q "hwrng: current virtio_rng" "$tmp/console" || bad "virtio-rng is not the current hwrng"
+    bytes=$(grep -o "hwrng:\( [0-9a-f][0-9a-f]\)\{16\}" "$tmp/console")
+    [ -n "$bytes" ] || bad "no 16 random bytes: $(grep hwrng "$tmp/console")"
+    [ "$bytes" != "hwrng: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00" ] || bad "all zeros"
+    ;;
+hvc)
+    # hvc0 writes to kvmloop's stdout ($tmp/out) and reads its stdin.
+    echo "ping from the host" >"$tmp/in"
+    stdin=$tmp/in run 1 "kvmloop.script=hvc" -device virtio-console-pci,chardev=stdio
+    finish
+    [ $st -eq 0 ] || bad "status $st after poweroff, expected 0"
+    grep -q "hvc: hello from the guest" "$tmp/out" || bad "nothing from hvc0 on the host"
+    grep -q "hvc: got 'ping from the host'" "$tmp/console" ||
+        bad "the guest did not read the host's line: $(grep hvc "$tmp/console")"
     ;;
 *)
     echo "unknown case $CASE" >&2

@@ -251,8 +251,7 @@ bool kernel_probe(const char *path, BootProtocol *out, GError **errp)
         *out = BOOT_PROTOCOL_BZIMAGE;
     } else if (elf_view(b, len, &v) && elf_truncated(&v)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "kernel '%s': truncated ELF (its segments run past the end of the file)",
-                    path);
+                    "kernel '%s': truncated ELF (its segments run past the end of the file)", path);
         return false;
     } else if (elf_view(b, len, &v) && elf_find_pvh_entry(&v, &entry)) {
         *out = BOOT_PROTOCOL_PVH;

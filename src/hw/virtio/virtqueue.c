@@ -162,9 +162,10 @@ int virtqueue_push(VirtQueue *vq, const VirtQueueElement *e, uint32_t len)
     __atomic_store_n((uint32_t *)elem, (uint32_t)e->head, __ATOMIC_RELAXED);
     __atomic_store_n((uint32_t *)(elem + 4), len, __ATOMIC_RELAXED);
     vq->used_idx++;
-    /* Release: the element is visible before the index that publishes it.
-     * Partner: the driver's read barrier after it loads used->idx. */
-    __atomic_store_n((uint16_t *)(vq->vused + 2), vq->used_idx, __ATOMIC_RELEASE);
+    /* Release (and sequentially consistent, see virtqueue_needs_notify()):
+     * the element is visible before the index that publishes it. Partner:
+     * the driver's read barrier after it loads used->idx. */
+    __atomic_store_n((uint16_t *)(vq->vused + 2), vq->used_idx, __ATOMIC_SEQ_CST);
     return 0;
 }
 
@@ -173,11 +174,13 @@ bool virtqueue_needs_notify(VirtQueue *vq)
     if (!vq->enabled) {
         return false;
     }
-    /* Full barrier: our used->idx store is ordered before the flags load, so
-     * a driver that clears NO_INTERRUPT and then checks used->idx cannot miss
-     * both. Partner: the driver's full barrier after it writes the flags. */
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    return !(ring_load16(vq->vavail) & VRING_AVAIL_F_NO_INTERRUPT);
+    /* Our used->idx store and this flags load are both sequentially
+     * consistent, so they are not reordered (a full barrier, without a fence
+     * ThreadSanitizer cannot model): a driver that clears NO_INTERRUPT and
+     * then checks used->idx cannot miss both. Partner: the driver's full
+     * barrier after it writes the flags. */
+    return !(__atomic_load_n((const uint16_t *)vq->vavail, __ATOMIC_SEQ_CST) &
+             VRING_AVAIL_F_NO_INTERRUPT);
 }
 
 size_t virtqueue_elem_to_guest(VirtQueueElement *e, size_t skip, const void *buf, size_t len)

@@ -1,0 +1,48 @@
+#!/bin/bash
+# plot-stats on a real statistics document: two vCPUs contending for the BQL at the test device.
+#   test-plot-stats.sh PLOT_STATS KVMLOOP GUEST_DIR
+set -u
+PLOT=$1
+KVMLOOP=$2
+GUEST=$3
+if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
+    [ -n "${CI:-}" ] && { echo "FAIL: /dev/kvm is not usable (CI needs it)" >&2; exit 1; }
+    echo "SKIP: /dev/kvm is not usable" >&2
+    exit 77
+fi
+exec 3>&-
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+"$KVMLOOP" -smp 2 -m 64 -kernel "$GUEST/smp-counter.elf" -append m=2000 \
+    -device testdev,lock=bql,delay-ns=2000 -device isa-debug-exit,iobase=0xf4,iosize=0x4 \
+    -stats-file "$tmp/s.json" >/dev/null 2>"$tmp/err"
+[ -s "$tmp/s.json" ] || bad "no statistics document: $(cat "$tmp/err")"
+
+for fmt in png svg; do
+    "$PLOT" --format $fmt "$tmp/s.json" "$tmp/$fmt" >"$tmp/out" 2>&1 || bad "$fmt: $(cat "$tmp/out")"
+    for f in wait-histogram exit-time vcpu-exits; do
+        [ -s "$tmp/$fmt/$f.$fmt" ] || bad "$fmt: $f.$fmt missing"
+    done
+done
+head -c 4 "$tmp/png/exit-time.png" | grep -q PNG || bad "exit-time.png is not a PNG"
+grep -q "<svg" "$tmp/svg/wait-histogram.svg" || bad "wait-histogram.svg is not an SVG"
+# The contended site is in the data: both vCPUs exit to the test device under the BQL.
+grep -q "exit io:testdev.pio" "$tmp/png/wait-histogram.tsv" || bad "testdev site not plotted"
+[ "$(grep -c '^vcpu' "$tmp/png/exit-time.tsv")" -eq 2 ] || bad "exit-time: not 2 vCPUs"
+
+# Errors: one line, non-zero.
+echo '{"schema": "other"}' >"$tmp/x.json"
+"$PLOT" "$tmp/x.json" "$tmp/o" 2>"$tmp/e" && bad "foreign document accepted"
+grep -q "not a kvmloop statistics document" "$tmp/e" || bad "foreign: $(cat "$tmp/e")"
+echo '{' >"$tmp/y.json"
+"$PLOT" "$tmp/y.json" "$tmp/o" 2>"$tmp/e" && bad "broken JSON accepted"
+[ "$(wc -l <"$tmp/e")" -eq 1 ] || bad "broken JSON: $(cat "$tmp/e")"
+"$PLOT" --lock nosuch "$tmp/s.json" "$tmp/o" 2>"$tmp/e" && bad "unknown lock accepted"
+grep -q "no lock 'nosuch'" "$tmp/e" || bad "unknown lock: $(cat "$tmp/e")"
+"$PLOT" --format gif "$tmp/s.json" "$tmp/o" 2>"$tmp/e" && bad "gif accepted"
+
+[ $fail -eq 0 ] && echo "plot-stats: all checks passed"
+exit $((fail > 0))
