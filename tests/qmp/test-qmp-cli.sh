@@ -11,25 +11,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0
-fail=0
-
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: /dev/kvm is not usable and CI needs these tests" >&2
-        exit 1
-    fi
-    echo "SKIP: /dev/kvm is not usable" >&2
-    exit 77
-fi
-exec 3>&-
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# The one-line warning of hosts without VMX/SVM is not part of any error.
-HOST_WARNING="^kvmloop: warning: this host's KVM"
-errors() { grep -v "$HOST_WARNING" "$1"; }
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
 
 # expect_error NAME PATTERN ARGS...: status 1 and one line on stderr matching PATTERN.
 expect_error() {
@@ -37,12 +20,12 @@ expect_error() {
     shift 2
     timeout 30 "$KVMLOOP" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
     local st=$? lines
-    lines=$(errors "$tmp/err" | wc -l)
+    lines=$(errors | wc -l)
     if [ "$st" -ne 1 ]; then
         bad "$name: status $st, expected 1"
     elif [ "$lines" -ne 1 ]; then
         bad "$name: $lines lines on stderr, expected 1: $(cat "$tmp/err")"
-    elif ! errors "$tmp/err" | grep -q -- "$pattern"; then
+    elif ! errors | grep -q -- "$pattern"; then
         bad "$name: stderr '$(cat "$tmp/err")' does not match '$pattern'"
     else
         ok

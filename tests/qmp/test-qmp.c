@@ -1,6 +1,4 @@
 /* QMP on real KVM: a socket client drives an in-process VM through kvmloop's own monitor. */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +17,7 @@
 #include "kvmloop/machine.h"
 #include "kvmloop/qmp.h"
 #include "kvmloop/testdev.h"
+#include "kvm-test.h"
 #include "qmp-client.h"
 
 /* Replies and events must come within this; a hang fails the test. */
@@ -979,30 +978,10 @@ static void test_bad_input(void)
     run_clear(&r);
 }
 
-static void require_kvm(void)
-{
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        return;
-    }
-    if (g_getenv("CI")) {
-        fprintf(stderr, "FAIL: /dev/kvm is not usable (%s) and CI needs these tests\n",
-                g_strerror(errno));
-        exit(1);
-    }
-    fprintf(stderr, "SKIP: /dev/kvm is not usable: %s\n", g_strerror(errno));
-    exit(77);
-}
-
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    guest_dir = g_getenv("KVMLOOP_GUEST_DIR");
-    if (!guest_dir) {
-        g_error("KVMLOOP_GUEST_DIR is not set");
-    }
-    require_kvm();
+    guest_dir = kvm_test_init();
     g_test_add_func("/qmp/protocol", test_protocol);
     g_test_add_data_func("/qmp/guest-reset", &guest_reset, test_guest_events);
     g_test_add_data_func("/qmp/guest-reset-no-reboot", &guest_reset_no_reboot, test_guest_events);
