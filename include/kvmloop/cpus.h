@@ -46,6 +46,15 @@ void cpus_destroy_all(void);
 
 /* Make @cpu leave KVM_RUN promptly and look at its requests. BQL held. */
 void cpu_kick(CpuState *cpu);
+
+/* Called on @cpu's thread, without any lock, when it sees the exit request of
+ * a kick: @kick_ns is when cpu_kick() was called (the first of several kicks
+ * that the vCPU saw as one), @ack_ns now; both klock_now_ns(). Must be quick. */
+typedef void (*cpu_kick_ack_fn)(CpuState *cpu, int64_t kick_ns, int64_t ack_ns, void *opaque);
+/* Record the latency of every kick from now on through @fn (NULL: stop, the
+ * default). While it is on, cpu_kick() reads the clock once more. Switch it
+ * off before setting another @fn. Any thread. */
+void cpu_set_kick_recorder(cpu_kick_ack_fn fn, void *opaque);
 /* Stop every vCPU and wait until all are out of the guest. BQL held; not
  * from a vCPU thread. */
 void pause_all_vcpus(void);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kvmloop/bql.h"
+#include "kvmloop/klock.h"
 #include "kvmloop/lockstat.h"
 #include "kvmloop/rcu.h"
 
@@ -37,6 +38,7 @@ struct CpuState {
     pthread_t thread;
     pid_t tid;        /* written by the thread before "created" */
     int exit_request; /* atomic; see cpu_kick() */
+    int64_t kick_ns;  /* atomic: the pending kick's time while a recorder is set, else 0 */
 
     /* Protected by the BQL. */
     bool thread_started;
@@ -68,6 +70,12 @@ static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t created_cond = PTHREAD_COND_INITIALIZER;
 static __thread CpuState *current_cpu;
+
+/* The kick latency recorder; fn is published after opaque. */
+static struct {
+    cpu_kick_ack_fn fn;
+    void *opaque;
+} kick_recorder;
 
 static void sig_ipi_handler(int sig)
 {
@@ -257,9 +265,22 @@ int cpus_count(void)
     return cpu_list ? (int)cpu_list->len : 0;
 }
 
+void cpu_set_kick_recorder(cpu_kick_ack_fn fn, void *opaque)
+{
+    __atomic_store_n(&kick_recorder.opaque, opaque, __ATOMIC_RELAXED);
+    /* Pairs with the acquire loads in cpu_kick() and cpu_kick_acked(). */
+    __atomic_store_n(&kick_recorder.fn, fn, __ATOMIC_RELEASE);
+}
+
 void cpu_kick(CpuState *cpu)
 {
     g_assert(bql_locked());
+    if (__atomic_load_n(&kick_recorder.fn, __ATOMIC_ACQUIRE)) {
+        /* Only the first of kicks the vCPU has not seen yet: it ends them all. */
+        int64_t none = 0;
+        __atomic_compare_exchange_n(&cpu->kick_ns, &none, klock_now_ns(), false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
+    }
     /* The protocol: exit_request first, then immediate_exit, then the signal.
      * A vCPU about to enter KVM_RUN sees immediate_exit; one inside it gets
      * EINTR from the signal; one already out sees exit_request after
@@ -270,6 +291,22 @@ void cpu_kick(CpuState *cpu)
     pthread_cond_broadcast(&cpu->halt_cond);
     if (cpu->thread_started && !cpu->exited && !cpu_is_self(cpu)) {
         pthread_kill(cpu->thread, SIG_IPI);
+    }
+}
+
+/* The vCPU thread has seen an exit request: report the kick's latency. The
+ * kicker stored kick_ns before its seq_cst store of exit_request, which the
+ * caller has read, so the stamp is visible here. */
+static void cpu_kick_acked(CpuState *cpu)
+{
+    cpu_kick_ack_fn fn = __atomic_load_n(&kick_recorder.fn, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        return;
+    }
+    int64_t now = klock_now_ns();
+    int64_t kicked = __atomic_exchange_n(&cpu->kick_ns, 0, __ATOMIC_RELAXED);
+    if (kicked) {
+        fn(cpu, kicked, now, __atomic_load_n(&kick_recorder.opaque, __ATOMIC_RELAXED));
     }
 }
 
@@ -296,6 +333,7 @@ static VcpuVerdict cpu_exec(CpuState *cpu)
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_SEQ_CST)) {
             __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_SEQ_CST);
             stat_inc(&cpu->stats.kicks_seen);
+            cpu_kick_acked(cpu);
             return VCPU_INTERRUPTED;
         }
         bool stats = lockstat_enabled();
