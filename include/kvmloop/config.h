@@ -36,8 +36,10 @@ typedef struct VmConfig {
     int nserial;
     GPtrArray *devices;   /* char *: -device specs */
     GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
+    GPtrArray *qmp;       /* QmpEndpoint *: -qmp, socket paths unique, stdio at most once */
     GPtrArray *drives;    /* GHashTable *: virtio-blk-pci properties, one per -drive */
     bool no_reboot;
+    bool start_paused; /* -S: the vCPUs wait for QMP cont */
     bool nographic;
     bool stats;        /* -stats: print the tables at the end */
     char *stats_file;  /* -stats-file: JSON at start-up, on SIGUSR1 and at the end */

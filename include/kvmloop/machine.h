@@ -27,6 +27,50 @@ void machine_request_reset(Machine *m);
  * BQL held). */
 EventLoop *machine_main_loop(Machine *m);
 
+/* Why the machine stops or resets, as QEMU's ShutdownCause names it for the
+ * SHUTDOWN and RESET events. machine_request_exit() and
+ * machine_request_reset() are the guest's own requests (guest-shutdown,
+ * guest-reset); the host's requests name their cause. */
+typedef enum MachineCause {
+    MACHINE_CAUSE_NONE,
+    MACHINE_CAUSE_HOST_ERROR,            /* kvmloop could not go on (a failed reset) */
+    MACHINE_CAUSE_HOST_QMP_QUIT,         /* QMP quit */
+    MACHINE_CAUSE_HOST_QMP_SYSTEM_RESET, /* QMP system_reset */
+    MACHINE_CAUSE_HOST_SIGNAL,           /* SIGTERM, SIGINT, SIGHUP */
+    MACHINE_CAUSE_HOST_UI,               /* Ctrl-a x on the console */
+    MACHINE_CAUSE_GUEST_SHUTDOWN,        /* ACPI S5, a KVM poweroff event, isa-debug-exit */
+    MACHINE_CAUSE_GUEST_RESET,           /* i8042, ACPI reset register, a KVM reset event */
+    MACHINE_CAUSE_GUEST_PANIC,           /* the guest failed: triple fault, emulation failure */
+    MACHINE_CAUSE__MAX,
+} MachineCause;
+
+/* QEMU's spelling of @cause ("guest-shutdown", "host-qmp-quit", ...). */
+const char *machine_cause_name(MachineCause cause);
+/* True for the causes the guest initiated. */
+bool machine_cause_is_guest(MachineCause cause);
+
+/* machine_request_exit() with the cause of the request. The first request
+ * wins, with its status and cause. Any thread, any lock state. */
+void machine_request_exit_cause(Machine *m, int status, MachineCause cause);
+/* machine_request_reset() with the cause of the request; with -no-reboot it
+ * is an exit with status 0 and the same cause, as in QEMU. Requests made
+ * before the reset ran are one reset, with the first cause. Any thread, any
+ * lock state. */
+void machine_request_reset_cause(Machine *m, MachineCause cause);
+
+typedef enum MachineEventKind {
+    MACHINE_EVENT_SHUTDOWN, /* an exit was requested; the vCPUs stop next */
+    MACHINE_EVENT_RESET,    /* a reset completed; the vCPUs run again unless paused */
+} MachineEventKind;
+
+/* A listener learns of resets and of the exit, with their cause. Called on
+ * the main loop with the BQL held; it may not call machine_destroy(). */
+typedef void (*machine_event_fn)(void *opaque, MachineEventKind kind, MachineCause cause);
+
+/* Add and remove a listener (@fn and @opaque identify it). BQL held. */
+void machine_add_listener(Machine *m, machine_event_fn fn, void *opaque);
+void machine_remove_listener(Machine *m, machine_event_fn fn, void *opaque);
+
 #endif
 
 /* Building and running (src/hw/i386/pc.c); used by src/system. */

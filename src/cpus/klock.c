@@ -50,9 +50,20 @@ void klock_lock_site(KLock *l, LockSite site)
         lockstat_record_acquire(cell, false, 0, 0);
         return;
     }
-    /* The holder seen when the wait begins is the one it is charged to. */
-    LockSite holder = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
     int64_t t0 = lockstat_now_ns();
+    /* The holder seen when the wait begins is the one it is charged to. A
+     * holder stores its site just after it acquires, so the site read here
+     * may still be its predecessor's: watch it for a moment (a few hundred
+     * nanoseconds, on the contended path only) and take a newer one. */
+    LockSite holder = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
+    for (int i = 0; i < 64; i++) {
+        __builtin_ia32_pause();
+        LockSite now = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
+        if (now != holder) {
+            holder = now;
+            break;
+        }
+    }
     pthread_mutex_lock(&l->mutex);
     int64_t t1 = lockstat_now_ns();
     /* The clock was read anyway: every hold after a wait is timed. */

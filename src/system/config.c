@@ -8,6 +8,7 @@
 
 #include "kvmloop/device.h"
 #include "kvmloop/lockstat.h"
+#include "kvmloop/qmp.h"
 
 bool parse_size(const char *s, uint64_t unit, uint64_t *out)
 {
@@ -93,8 +94,11 @@ static const OptDef options[] = {
      "a virtio disk on a raw image (',,' is a comma in a value)"},
     {"object", OPT_ARG, "iothread,id=NAME[,loop=L]",
      "start an iothread running its own event loop (L: glib or libevent)"},
+    {"qmp", OPT_ARG, "unix:PATH,server=on[,wait=off]|stdio",
+     "QMP monitor on a unix socket or on stdin/stdout (may be repeated)"},
     {"nographic", OPT_FLAG, NULL, "no display (kvmloop never has one; accepted for QEMU habits)"},
     {"no-reboot", OPT_FLAG, NULL, "exit instead of rebooting when the guest resets"},
+    {"S", OPT_FLAG, NULL, "start with the vCPUs paused until the QMP command cont"},
     {"stats", OPT_FLAG, NULL, "print lock, vCPU and region statistics when the VM ends"},
     {"stats-file", OPT_ARG, "FILE.json",
      "write the statistics as JSON to FILE.json at the end and on SIGUSR1"},
@@ -211,6 +215,41 @@ static bool parse_object(VmConfig *cfg, const char *val, GError **errp)
     io->backend = backend;
     g_ptr_array_add(cfg->iothreads, io);
     return true;
+}
+
+/* -qmp: QEMU's spelling; each socket path once, stdio once. */
+static bool parse_qmp(VmConfig *cfg, const char *val, GError **errp)
+{
+    QmpEndpoint *ep = qmp_endpoint_parse(val, errp);
+    if (!ep) {
+        return false;
+    }
+    for (guint i = 0; i < cfg->qmp->len; i++) {
+        const QmpEndpoint *other = cfg->qmp->pdata[i];
+        if (other->kind != ep->kind ||
+            (ep->kind == QMP_ENDPOINT_UNIX && strcmp(other->path, ep->path) != 0)) {
+            continue;
+        }
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    ep->kind == QMP_ENDPOINT_STDIO
+                        ? "-qmp %s: cannot use stdio by multiple character devices"
+                        : "-qmp %s: the socket path is already used by another -qmp",
+                    val);
+        qmp_endpoint_free(ep);
+        return false;
+    }
+    g_ptr_array_add(cfg->qmp, ep);
+    return true;
+}
+
+static bool qmp_uses_stdio(const VmConfig *cfg)
+{
+    for (guint i = 0; i < cfg->qmp->len; i++) {
+        if (((const QmpEndpoint *)cfg->qmp->pdata[i])->kind == QMP_ENDPOINT_STDIO) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Split "a=b,c=d" at single commas; ",," stands for a comma in a value, as
@@ -385,10 +424,14 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         return parse_drive(cfg, val, errp);
     } else if (!strcmp(name, "object")) {
         return parse_object(cfg, val, errp);
+    } else if (!strcmp(name, "qmp")) {
+        return parse_qmp(cfg, val, errp);
     } else if (!strcmp(name, "nographic")) {
         cfg->nographic = true;
     } else if (!strcmp(name, "no-reboot")) {
         cfg->no_reboot = true;
+    } else if (!strcmp(name, "S")) {
+        cfg->start_paused = true;
     } else if (!strcmp(name, "stats")) {
         cfg->stats = true;
     } else if (!strcmp(name, "stats-file")) {
@@ -430,6 +473,7 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->stats_collect = LOCKSTAT_SAMPLED;
     cfg->devices = g_ptr_array_new_with_free_func(g_free);
     cfg->iothreads = g_ptr_array_new_with_free_func(iothread_config_free);
+    cfg->qmp = g_ptr_array_new_with_free_func((GDestroyNotify)qmp_endpoint_free);
     cfg->drives = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
 
     for (int i = 1; i < argc; i++) {
@@ -462,8 +506,24 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
                     "no kernel given: use -kernel FILE (see --help)");
         return false;
     }
+    if (cfg->start_paused && cfg->qmp->len == 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-S: the VM would never start: add a -qmp monitor to send cont");
+        return false;
+    }
+    /* stdin and stdout carry QMP then: the serial port may not read or write
+     * them, and its default becomes null. */
+    bool qmp_stdio = qmp_uses_stdio(cfg);
+    for (int i = 0; qmp_stdio && i < cfg->nserial; i++) {
+        if (!strcmp(cfg->serial[i], "stdio")) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-serial stdio: cannot use stdio by multiple character devices "
+                        "(-qmp stdio has it)");
+            return false;
+        }
+    }
     if (cfg->nserial == 0) {
-        cfg->serial[cfg->nserial++] = g_strdup("stdio");
+        cfg->serial[cfg->nserial++] = g_strdup(qmp_stdio ? "null" : "stdio");
     }
     return true;
 }
@@ -485,6 +545,9 @@ void vm_config_clear(VmConfig *cfg)
     }
     if (cfg->iothreads) {
         g_ptr_array_free(cfg->iothreads, true);
+    }
+    if (cfg->qmp) {
+        g_ptr_array_free(cfg->qmp, true);
     }
     if (cfg->drives) {
         g_ptr_array_free(cfg->drives, true);

@@ -14,6 +14,7 @@
 #include "kvmloop/iothread.h"
 #include "kvmloop/lockstat.h"
 #include "kvmloop/machine.h"
+#include "kvmloop/qmp.h"
 #include "kvmloop/rcu.h"
 #include "kvmloop/stats.h"
 
@@ -85,7 +86,7 @@ static void host_signal(void *opaque, int fd, unsigned revents)
     }
     fprintf(stderr, "kvmloop: terminating on signal %u\n", si.ssi_signo);
     /* As QEMU: a clean stop asked for by the host is not an error. */
-    machine_request_exit(sw->machine, 0);
+    machine_request_exit_cause(sw->machine, 0, MACHINE_CAUSE_HOST_SIGNAL);
 }
 
 /* Create and start the iothreads of -object iothread, into @out. Before the
@@ -132,6 +133,19 @@ int vm_run(const VmConfig *cfg)
     return vm_run_hooked(cfg, NULL);
 }
 
+/* With wait=on, serve the main loop (the signal watch and the monitor)
+ * until the first client arrived or an exit was asked for. Main thread,
+ * BQL held (released while waiting). */
+static void wait_for_qmp_clients(Machine *m, EventLoop *loop, QmpMonitor *mon)
+{
+    int status;
+    bql_unlock();
+    while (qmp_monitor_waiting(mon) && !machine_exit_requested(m, &status)) {
+        event_loop_iterate(loop, true);
+    }
+    bql_lock();
+}
+
 int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
 {
     g_autoptr(GError) err = NULL;
@@ -163,10 +177,18 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     bql_lock();
     GPtrArray *iothreads = g_ptr_array_new();
     Machine *m = NULL;
-    if (iothreads_start(cfg, iothreads, &err)) {
+    QmpMonitor *mon = NULL;
+    /* The monitor listens before the machine is built (a bad socket path
+     * costs no VM) and serves it before the vCPUs run (no event is missed). */
+    if (iothreads_start(cfg, iothreads, &err) &&
+        (!cfg->qmp || cfg->qmp->len == 0 || (mon = qmp_monitor_new(cfg, loop, &err)))) {
         m = machine_new(cfg, loop, &err);
     }
+    if (mon && m) {
+        qmp_monitor_attach(mon, m);
+    }
     if (!m) {
+        qmp_monitor_free(mon);
         bql_unlock();
         fprintf(stderr, "kvmloop: %s\n", err->message);
         goto out_iothreads;
@@ -179,12 +201,23 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     }
     /* A first, empty document: a bad -stats-file fails now, not at the end. */
     bool stats_file_ok = !cfg->stats_file || stats_write_json(m, cfg->stats_file, &err);
+    if (stats_file_ok && mon && qmp_monitor_waiting(mon)) {
+        wait_for_qmp_clients(m, loop, mon);
+    }
+    /* -S: the vCPU threads start and wait at once; the virtual clock stands
+     * still until QMP cont. */
+    clock_virtual_set_enabled(!cfg->start_paused);
+    if (cfg->start_paused) {
+        pause_all_vcpus();
+    }
     if (!stats_file_ok) {
         fprintf(stderr, "kvmloop: %s\n", err->message);
-        machine_request_exit(m, 1);
+        machine_request_exit_cause(m, 1, MACHINE_CAUSE_HOST_ERROR);
+    } else if (machine_exit_requested(m, &status)) {
+        /* Stopped by a signal while waiting for a QMP client. */
     } else if (!machine_start(m, &err)) {
         fprintf(stderr, "kvmloop: %s\n", err->message);
-        machine_request_exit(m, 1);
+        machine_request_exit_cause(m, 1, MACHINE_CAUSE_HOST_ERROR);
     } else if (hooks && hooks->started) {
         hooks->started(m, loop, hooks->opaque);
     }
@@ -197,6 +230,9 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
         status = 1;
     }
     pause_all_vcpus();
+    /* Before the stopped hook, which may wait for a client that waits for
+     * the end of its connection. */
+    qmp_monitor_free(mon);
     /* After the vCPUs (no guest write can ring a doorbell any more), before
      * the devices whose handlers the iothreads run. */
     iothreads_stop(iothreads);

@@ -270,7 +270,8 @@ int main(int argc, char **argv)
     if (top < 1) {
         return fail("--top: must be at least 1");
     }
-    if (!g_find_program_in_path("gnuplot")) {
+    g_autofree char *gnuplot = g_find_program_in_path("gnuplot");
+    if (!gnuplot) {
         return fail("gnuplot is not installed (Debian package gnuplot-nox)");
     }
     const char *in = argv[i], *dir = argv[i + 1];

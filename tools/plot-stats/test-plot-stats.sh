@@ -29,8 +29,13 @@ for fmt in png svg; do
 done
 head -c 4 "$tmp/png/exit-time.png" | grep -q PNG || bad "exit-time.png is not a PNG"
 grep -q "<svg" "$tmp/svg/wait-histogram.svg" || bad "wait-histogram.svg is not an SVG"
-# The contended site is in the data: both vCPUs exit to the test device under the BQL.
-grep -q "exit io:testdev.pio" "$tmp/png/wait-histogram.tsv" || bad "testdev site not plotted"
+# Whether the two vCPUs ever collide depends on the host's scheduling: the histogram lists the
+# sites that waited, or says that none did.
+if grep -q '"contended" : [1-9]' "$tmp/s.json"; then
+    head -1 "$tmp/png/wait-histogram.tsv" | grep -q "$(printf "\t")" || bad "no waiting site plotted"
+else
+    grep -q "no site waited" "$tmp/png/wait-histogram.gp" || bad "empty histogram not labelled"
+fi
 [ "$(grep -c '^vcpu' "$tmp/png/exit-time.tsv")" -eq 2 ] || bad "exit-time: not 2 vCPUs"
 
 # Errors: one line, non-zero.

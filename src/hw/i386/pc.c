@@ -50,8 +50,11 @@ struct Machine {
     EventLoop *loop;
     BH *exit_bh;
     BH *reset_bh;
-    int exit_requested; /* atomic */
-    int exit_status;    /* written once, before exit_requested */
+    int exit_requested;      /* atomic */
+    int exit_status;         /* written once, before exit_requested */
+    MachineCause exit_cause; /* likewise */
+    int reset_cause;         /* atomic MachineCause of the pending reset, or NONE */
+    GArray *listeners;       /* MachineListener, BQL */
     BootProtocol boot_protocol;
     const char *host_kind; /* set when the host emulates guest kernel code */
     unsigned resets;       /* completed resets */
@@ -87,6 +90,58 @@ KvmState *machine_kvm(Machine *m)
     return m->kvm;
 }
 
+typedef struct MachineListener {
+    machine_event_fn fn;
+    void *opaque;
+} MachineListener;
+
+static const char *const machine_cause_names[MACHINE_CAUSE__MAX] = {
+    [MACHINE_CAUSE_NONE] = "none",
+    [MACHINE_CAUSE_HOST_ERROR] = "host-error",
+    [MACHINE_CAUSE_HOST_QMP_QUIT] = "host-qmp-quit",
+    [MACHINE_CAUSE_HOST_QMP_SYSTEM_RESET] = "host-qmp-system-reset",
+    [MACHINE_CAUSE_HOST_SIGNAL] = "host-signal",
+    [MACHINE_CAUSE_HOST_UI] = "host-ui",
+    [MACHINE_CAUSE_GUEST_SHUTDOWN] = "guest-shutdown",
+    [MACHINE_CAUSE_GUEST_RESET] = "guest-reset",
+    [MACHINE_CAUSE_GUEST_PANIC] = "guest-panic",
+};
+
+const char *machine_cause_name(MachineCause cause)
+{
+    return cause < MACHINE_CAUSE__MAX ? machine_cause_names[cause] : "none";
+}
+
+bool machine_cause_is_guest(MachineCause cause)
+{
+    return cause == MACHINE_CAUSE_GUEST_SHUTDOWN || cause == MACHINE_CAUSE_GUEST_RESET ||
+           cause == MACHINE_CAUSE_GUEST_PANIC;
+}
+
+void machine_add_listener(Machine *m, machine_event_fn fn, void *opaque)
+{
+    g_array_append_val(m->listeners, ((MachineListener){.fn = fn, .opaque = opaque}));
+}
+
+void machine_remove_listener(Machine *m, machine_event_fn fn, void *opaque)
+{
+    for (guint i = 0; i < m->listeners->len; i++) {
+        MachineListener *l = &g_array_index(m->listeners, MachineListener, i);
+        if (l->fn == fn && l->opaque == opaque) {
+            g_array_remove_index(m->listeners, i);
+            return;
+        }
+    }
+}
+
+static void machine_notify(Machine *m, MachineEventKind kind, MachineCause cause)
+{
+    for (guint i = 0; i < m->listeners->len; i++) {
+        MachineListener l = g_array_index(m->listeners, MachineListener, i);
+        l.fn(l.opaque, kind, cause);
+    }
+}
+
 static void pc_irq_set(void *opaque, int n, int level)
 {
     Machine *m = opaque;
@@ -101,25 +156,39 @@ IrqLine machine_isa_irq(Machine *m, int n)
     return (IrqLine){.set = pc_irq_set, .opaque = m, .n = n};
 }
 
-void machine_request_exit(Machine *m, int status)
+void machine_request_exit_cause(Machine *m, int status, MachineCause cause)
 {
     int expected = 0;
     /* The first request wins; the BH does the stopping on the main loop. */
     if (__atomic_compare_exchange_n(&m->exit_requested, &expected, -1, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
         m->exit_status = status;
+        m->exit_cause = cause;
         __atomic_store_n(&m->exit_requested, 1, __ATOMIC_RELEASE);
         bh_schedule(m->exit_bh);
     }
 }
 
-void machine_request_reset(Machine *m)
+void machine_request_exit(Machine *m, int status)
+{
+    machine_request_exit_cause(m, status, MACHINE_CAUSE_GUEST_SHUTDOWN);
+}
+
+void machine_request_reset_cause(Machine *m, MachineCause cause)
 {
     if (m->cfg->no_reboot) {
-        machine_request_exit(m, 0);
-    } else {
-        bh_schedule(m->reset_bh);
+        machine_request_exit_cause(m, 0, cause);
+        return;
     }
+    int expected = MACHINE_CAUSE_NONE;
+    __atomic_compare_exchange_n(&m->reset_cause, &expected, (int)cause, false, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+    bh_schedule(m->reset_bh);
+}
+
+void machine_request_reset(Machine *m)
+{
+    machine_request_reset_cause(m, MACHINE_CAUSE_GUEST_RESET);
 }
 
 unsigned machine_reset_count(Machine *m)
@@ -144,6 +213,10 @@ bool machine_exit_requested(Machine *m, int *status)
 static void machine_exit_bh(void *opaque)
 {
     Machine *m = opaque;
+    int status;
+    if (machine_exit_requested(m, &status)) {
+        machine_notify(m, MACHINE_EVENT_SHUTDOWN, m->exit_cause);
+    }
     pause_all_vcpus();
     event_loop_quit(m->loop);
 }
@@ -159,7 +232,7 @@ static void machine_cpu_event(void *opaque, CpuState *cpu, VcpuVerdict verdict)
         machine_request_reset(m);
         break;
     default:
-        machine_request_exit(m, 2);
+        machine_request_exit_cause(m, 2, MACHINE_CAUSE_GUEST_PANIC);
         break;
     }
 }
@@ -347,15 +420,19 @@ static bool pc_boot(Machine *m, GError **errp)
 }
 
 /* A reset: every vCPU stopped and back to its power-on state, devices and
- * interrupt controllers reset, the kernel loaded again. Main loop, BQL held. */
+ * interrupt controllers reset, the kernel loaded again. A VM that was paused
+ * (QMP stop) stays paused. Main loop, BQL held. */
 static void machine_reset_bh(void *opaque)
 {
     Machine *m = opaque;
     int status;
+    MachineCause cause =
+        (MachineCause)__atomic_exchange_n(&m->reset_cause, MACHINE_CAUSE_NONE, __ATOMIC_ACQ_REL);
     if (machine_exit_requested(m, &status)) {
         return;
     }
     g_autoptr(GError) err = NULL;
+    bool was_paused = all_vcpus_paused();
     pause_all_vcpus();
     for (guint i = 0; i < m->devices->len; i++) {
         device_reset(m->devices->pdata[i]);
@@ -366,11 +443,15 @@ static void machine_reset_bh(void *opaque)
     }
     if (!ok || !pc_boot(m, &err)) {
         fprintf(stderr, "kvmloop: reset failed: %s\n", err->message);
-        machine_request_exit(m, 2);
+        machine_request_exit_cause(m, 2, MACHINE_CAUSE_HOST_ERROR);
         return;
     }
     m->resets++;
-    resume_all_vcpus();
+    machine_notify(m, MACHINE_EVENT_RESET,
+                   cause != MACHINE_CAUSE_NONE ? cause : MACHINE_CAUSE_GUEST_RESET);
+    if (!was_paused) {
+        resume_all_vcpus();
+    }
 }
 
 Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
@@ -380,6 +461,7 @@ Machine *machine_new(const VmConfig *cfg, EventLoop *loop, GError **errp)
     m->cfg = cfg;
     m->loop = loop;
     m->devices = g_ptr_array_new();
+    m->listeners = g_array_new(false, false, sizeof(MachineListener));
     m->exit_bh = bh_new(loop, "machine-exit", machine_exit_bh, m);
     m->reset_bh = bh_new(loop, "machine-reset", machine_reset_bh, m);
     m->pio = address_space_new("io", 0x10000);
@@ -426,7 +508,7 @@ static void pc_console_quit(void *opaque)
 {
     Machine *m = opaque;
     fprintf(stderr, "kvmloop: terminated by Ctrl-a x\n");
-    machine_request_exit(m, 0);
+    machine_request_exit_cause(m, 0, MACHINE_CAUSE_HOST_UI);
 }
 
 bool machine_start(Machine *m, GError **errp)
@@ -484,6 +566,7 @@ void machine_destroy(Machine *m)
     address_space_free(m->mmio);
     bh_delete(m->exit_bh);
     bh_delete(m->reset_bh);
+    g_array_free(m->listeners, true);
     g_free(m->vcpus);
     g_free(m->cpus);
     g_free(m);
