@@ -16,7 +16,7 @@
 #include "kvmloop/guest_mem.h"
 #include "kvmloop/machine.h"
 
-#include "kvm-test.h"
+#include "kvm-test-run.h"
 
 /* Where the pc machine's firmware tables live (the BIOS area OSes scan). */
 #define ACPI_TABLES_GPA 0xe0000
@@ -88,26 +88,8 @@ static void on_stopped(Machine *m, int status, void *opaque)
 static void run_vm(AcpiRun *r, const char *const *args)
 {
     g_autofree char *kernel = g_strdup_printf("%s/acpi-poweroff.elf", guest_dir);
-    GPtrArray *argv = g_ptr_array_new();
-    g_ptr_array_add(argv, "kvmloop");
-    g_ptr_array_add(argv, "-serial");
-    g_ptr_array_add(argv, "capture");
-    g_ptr_array_add(argv, "-device");
-    g_ptr_array_add(argv, "isa-debug-exit,iobase=0xf4,iosize=0x4");
-    g_ptr_array_add(argv, "-kernel");
-    g_ptr_array_add(argv, kernel);
-    for (; *args; args++) {
-        g_ptr_array_add(argv, (char *)*args);
-    }
-    VmConfig cfg;
-    g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, (int)argv->len, (char **)argv->pdata, &err)) {
-        g_error("bad test command line: %s", err->message);
-    }
     VmHooks hooks = {.started = on_started, .stopped = on_stopped, .opaque = r};
-    r->status = vm_run_hooked(&cfg, &hooks);
-    vm_config_clear(&cfg);
-    g_ptr_array_free(argv, true);
+    r->status = kvm_test_run((const char *[]){"-kernel", kernel, NULL}, args, &hooks);
 }
 
 static void assert_serial(const AcpiRun *r, const char *line)

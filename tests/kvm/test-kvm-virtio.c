@@ -16,7 +16,7 @@
 #include "kvmloop/machine.h"
 #include "kvmloop/virtio.h"
 
-#include "kvm-test.h"
+#include "kvm-test-run.h"
 
 typedef struct Run {
     int status;
@@ -51,23 +51,8 @@ static void on_stopped(Machine *m, int status, void *opaque)
 /* kvmloop on @args plus a capturing serial port and debug-exit. */
 static void run_vm(Run *r, const char *const *args)
 {
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    const char *fixed[] = {"kvmloop", "-serial", "capture", "-device",
-                           "isa-debug-exit,iobase=0xf4,iosize=0x4"};
-    for (unsigned i = 0; i < G_N_ELEMENTS(fixed); i++) {
-        g_ptr_array_add(argv, (char *)fixed[i]);
-    }
-    for (; *args; args++) {
-        g_ptr_array_add(argv, (char *)*args);
-    }
-    VmConfig cfg;
-    g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, (int)argv->len, (char **)argv->pdata, &err)) {
-        g_error("bad test command line: %s", err->message);
-    }
     VmHooks hooks = {.stopped = on_stopped, .opaque = r};
-    r->status = vm_run_hooked(&cfg, &hooks);
-    vm_config_clear(&cfg);
+    r->status = kvm_test_run(args, NULL, &hooks);
 }
 
 static char *payload(const char *name)
@@ -355,27 +340,10 @@ static void con_run(ConRun *r, const char *append)
         g_strdup_printf("virtio-console-pci,id=con0,chardev=capture%s%s",
                         r->iothread ? ",iothread=" : "", r->iothread ? r->iothread : "");
     g_autofree char *obj = g_strdup_printf("iothread,id=%s", r->iothread ? r->iothread : "");
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    const char *fixed[] = {
-        "kvmloop", "-serial", "capture", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
-        "-kernel", k,         "-append", append};
-    for (unsigned i = 0; i < G_N_ELEMENTS(fixed); i++) {
-        g_ptr_array_add(argv, (char *)fixed[i]);
-    }
-    if (r->iothread) {
-        g_ptr_array_add(argv, "-object");
-        g_ptr_array_add(argv, obj);
-    }
-    g_ptr_array_add(argv, "-device");
-    g_ptr_array_add(argv, dev);
-    VmConfig cfg;
-    g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, (int)argv->len, (char **)argv->pdata, &err)) {
-        g_error("bad test command line: %s", err->message);
-    }
+    const char *kernel[] = {"-kernel", k, "-append", append, NULL};
+    const char *devices[] = {"-object", obj, "-device", dev, NULL};
     VmHooks hooks = {.started = con_started, .stopped = con_stopped, .opaque = r};
-    r->status = vm_run_hooked(&cfg, &hooks);
-    vm_config_clear(&cfg);
+    r->status = kvm_test_run(kernel, r->iothread ? devices : devices + 2, &hooks);
 }
 
 /* A line each way: the guest's reaches the capture, the host's comes back on

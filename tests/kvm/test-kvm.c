@@ -26,7 +26,7 @@
 #include "kvmloop/memory.h"
 #include "kvmloop/testdev.h"
 
-#include "kvm-test.h"
+#include "kvm-test-run.h"
 
 #define MAX_CPUS 8
 
@@ -128,24 +128,8 @@ static void on_stopped(Machine *m, int status, void *opaque)
  * serial port and the debug-exit port the payloads use. */
 static void run_vm(RunResult *r, const char *const *args)
 {
-    GPtrArray *argv = g_ptr_array_new();
-    g_ptr_array_add(argv, "kvmloop");
-    g_ptr_array_add(argv, "-serial");
-    g_ptr_array_add(argv, "capture");
-    g_ptr_array_add(argv, "-device");
-    g_ptr_array_add(argv, "isa-debug-exit,iobase=0xf4,iosize=0x4");
-    for (; *args; args++) {
-        g_ptr_array_add(argv, (char *)*args);
-    }
-    VmConfig cfg;
-    g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, (int)argv->len, (char **)argv->pdata, &err)) {
-        g_error("bad test command line: %s", err->message);
-    }
     VmHooks hooks = {.started = on_started, .stopped = on_stopped, .opaque = r};
-    r->status = vm_run_hooked(&cfg, &hooks);
-    vm_config_clear(&cfg);
-    g_ptr_array_free(argv, true);
+    r->status = kvm_test_run(args, NULL, &hooks);
 }
 
 static void result_clear(RunResult *r)

@@ -17,7 +17,7 @@
 #include "kvmloop/machine.h"
 #include "kvmloop/qmp.h"
 #include "kvmloop/testdev.h"
-#include "kvm-test.h"
+#include "kvm-test-run.h"
 #include "qmp-client.h"
 
 /* Replies and events must come within this; a hang fails the test. */
@@ -87,25 +87,8 @@ static void run_vm(QmpRun *r, const char *const *args)
     g_assert_nonnull(r->dir);
     r->sock = g_build_filename(r->dir, "qmp.sock", NULL);
     g_autofree char *qmp = g_strdup_printf("unix:%s,server=on,wait=off", r->sock);
-    GPtrArray *argv = g_ptr_array_new();
-    const char *fixed[] = {
-        "kvmloop", "-serial", "capture", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x4",
-        "-qmp",    qmp};
-    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
-        g_ptr_array_add(argv, (char *)fixed[i]);
-    }
-    for (; *args; args++) {
-        g_ptr_array_add(argv, (char *)*args);
-    }
-    VmConfig cfg;
-    g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, (int)argv->len, (char **)argv->pdata, &err)) {
-        g_error("bad test command line: %s", err->message);
-    }
     VmHooks hooks = {.started = on_started, .stopped = on_stopped, .opaque = r};
-    r->status = vm_run_hooked(&cfg, &hooks);
-    vm_config_clear(&cfg);
-    g_ptr_array_free(argv, true);
+    r->status = kvm_test_run((const char *[]){"-qmp", qmp, NULL}, args, &hooks);
     /* The monitor removes its socket file when it ends. */
     g_assert_false(g_file_test(r->sock, G_FILE_TEST_EXISTS));
 }
