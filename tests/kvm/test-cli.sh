@@ -9,25 +9,6 @@ trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../lib/common.sh"
 require_kvm
 
-# expect_error NAME PATTERN ARGS...: exit 1, exactly one line on stderr matching PATTERN.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    timeout 30 "$KVMLOOP" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-    local st=$?
-    local lines
-    lines=$(wc -l <"$tmp/err")
-    if [ "$st" -ne 1 ]; then
-        bad "$name: status $st, expected 1"
-    elif [ "$lines" -ne 1 ]; then
-        bad "$name: $lines lines on stderr, expected 1: $(cat "$tmp/err")"
-    elif ! grep -q -- "$pattern" "$tmp/err"; then
-        bad "$name: stderr '$(cat "$tmp/err")' does not match '$pattern'"
-    else
-        ok
-    fi
-}
-
 # expect_status NAME STATUS ARGS...
 expect_status() {
     local name=$1 want=$2

@@ -5,13 +5,7 @@ set -u
 EXTRACT=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
+. "$(dirname "$0")/../lib/common.sh"
 
 # A tiny x86-64 ELF with a PVH entry note, one without the note, and one for another machine.
 elf() { # NAME WITH_NOTE

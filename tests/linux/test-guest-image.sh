@@ -8,13 +8,7 @@ OUT=$2
 SCRIPTS=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
+. "$(dirname "$0")/../lib/common.sh"
 finish() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]

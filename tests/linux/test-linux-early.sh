@@ -13,22 +13,12 @@ MEM=256
 APPEND="console=ttyS0 earlyprintk=ttyS0 clearcpuid=smap,xsave,cx16,popcnt mitigations=off kvmloop.nomodules"
 LIMIT=${KVMLOOP_LINUX_TIMEOUT:-1500}
 
-skip() {
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: $* (CI needs this test)" >&2
-        exit 1
-    fi
-    echo "SKIP: $*" >&2
-    exit 77
-}
-{ exec 3<>/dev/kvm; } 2>/dev/null || skip "/dev/kvm is not usable"
-exec 3>&-
-[ -r "$GUEST/vmlinux" ] && [ -r "$GUEST/initramfs.cpio.gz" ] || skip "no guest image in $GUEST"
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
+[ -r "$GUEST/vmlinux" ] && [ -r "$GUEST/initramfs.cpio.gz" ] || missing "no guest image in $GUEST"
 
 tmp=$(mktemp -d)
 trap 'kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-fail=0
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 start=$(date +%s%N)
 "$KVMLOOP" -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.cpio.gz" -m $MEM -smp "$N" \
@@ -66,7 +56,7 @@ kill -TERM $pid 2>/dev/null
 wait $pid
 st=$?
 [ $seen -eq ${#markers[@]} ] || bad "stopped before '${markers[$seen]}' (status $st); last console lines:
-$(tail -5 "$tmp/console"); stderr: $(grep -v warning "$tmp/err" | head -3)"
+$(tail -5 "$tmp/console"); stderr: $(errors | head -3)"
 [ $st -eq 0 ] || bad "kvmloop exited with $st after SIGTERM, expected 0"
 
 c="$tmp/console"

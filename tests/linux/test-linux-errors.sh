@@ -4,35 +4,11 @@
 set -u
 KVMLOOP=$1
 GUEST=$2
-skip() {
-    if [ -n "${CI:-}" ]; then
-        echo "FAIL: $* (CI needs this test)" >&2
-        exit 1
-    fi
-    echo "SKIP: $*" >&2
-    exit 77
-}
-{ exec 3<>/dev/kvm; } 2>/dev/null || skip "/dev/kvm is not usable"
-exec 3>&-
-[ -r "$GUEST/vmlinux" ] && [ -r "$GUEST/bzImage" ] || skip "no guest image in $GUEST"
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
+[ -r "$GUEST/vmlinux" ] && [ -r "$GUEST/bzImage" ] || missing "no guest image in $GUEST"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    timeout 60 "$KVMLOOP" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-    local st=$? lines
-    lines=$(wc -l <"$tmp/err")
-    if [ $st -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$pattern" "$tmp/err"; then
-        fail=$((fail + 1))
-        echo "FAIL: $name: status $st, stderr: $(cat "$tmp/err")" >&2
-    else
-        pass=$((pass + 1))
-    fi
-}
 
 # The kernel does not fit: it is loaded at 16 MiB.
 expect_error pvh-small-ram "give more memory with -m" -m 8 -kernel "$GUEST/vmlinux"

@@ -12,16 +12,9 @@ GUEST=$2
 CASE=$3
 LIMIT=${KVMLOOP_LINUX_TIMEOUT:-300}
 
-skip() {
-    # On a host without VMX/SVM this is expected, also in CI: the kernel cannot reach userspace.
-    echo "SKIP: $*" >&2
-    exit 77
-}
-{ exec 3<>/dev/kvm; } 2>/dev/null || {
-    [ -n "${CI:-}" ] && { echo "FAIL: /dev/kvm is not usable (CI needs it)" >&2; exit 1; }
-    skip "/dev/kvm is not usable"
-}
-exec 3>&-
+. "$(dirname "$0")/../lib/common.sh"
+require_kvm
+# On a host without VMX/SVM this is expected, also in CI: the kernel cannot reach userspace.
 grep -qwE 'vmx|svm' /proc/cpuinfo ||
     skip "this host's KVM has no VMX/SVM: guest kernel code is emulated and a stock kernel never reaches userspace here (the early tests cover what runs)"
 [ -r "$GUEST/bzImage" ] && [ -r "$GUEST/initramfs.cpio.gz" ] || skip "no guest image in $GUEST"
@@ -29,8 +22,6 @@ grep -qwE 'vmx|svm' /proc/cpuinfo ||
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-fail=0
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 # run NCPUS EXTRA_APPEND [kvmloop args...]: boot in the background, console in $tmp/console,
 # kvmloop's stdin from $stdin (default /dev/null).

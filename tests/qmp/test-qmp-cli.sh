@@ -14,24 +14,6 @@ trap cleanup EXIT
 . "$(dirname "$0")/../lib/common.sh"
 require_kvm
 
-# expect_error NAME PATTERN ARGS...: status 1 and one line on stderr matching PATTERN.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    timeout 30 "$KVMLOOP" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-    local st=$? lines
-    lines=$(errors | wc -l)
-    if [ "$st" -ne 1 ]; then
-        bad "$name: status $st, expected 1"
-    elif [ "$lines" -ne 1 ]; then
-        bad "$name: $lines lines on stderr, expected 1: $(cat "$tmp/err")"
-    elif ! errors | grep -q -- "$pattern"; then
-        bad "$name: stderr '$(cat "$tmp/err")' does not match '$pattern'"
-    else
-        ok
-    fi
-}
-
 # contains NAME FILE PATTERN: FILE has a line matching the extended regex PATTERN.
 contains() {
     grep -Eq -- "$3" "$2" && ok || bad "$1: no '$3' in: $(cat "$2")"

@@ -5,16 +5,10 @@ set -u
 PLOT=$1
 KVMLOOP=$2
 GUEST=$3
-if ! { exec 3<>/dev/kvm; } 2>/dev/null; then
-    [ -n "${CI:-}" ] && { echo "FAIL: /dev/kvm is not usable (CI needs it)" >&2; exit 1; }
-    echo "SKIP: /dev/kvm is not usable" >&2
-    exit 77
-fi
-exec 3>&-
+. "$(dirname "$0")/../../tests/lib/common.sh"
+require_kvm
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail=0
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 "$KVMLOOP" -smp 2 -m 64 -kernel "$GUEST/smp-counter.elf" -append m=2000 \
     -device testdev,lock=bql,delay-ns=2000 -device isa-debug-exit,iobase=0xf4,iosize=0x4 \
