@@ -148,6 +148,20 @@ static void expect_error(QmpTestClient *c, const char *klass, const char *desc, 
     }
 }
 
+/* A request and the error it must get (see expect_error()). */
+typedef struct ErrorCase {
+    const char *klass;
+    const char *desc;
+    const char *req;
+} ErrorCase;
+
+static void expect_errors(QmpTestClient *c, const ErrorCase *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        expect_error(c, cases[i].klass, cases[i].desc, cases[i].req);
+    }
+}
+
 /* ---- Greeting, negotiation, replies, errors, events ---------------------- */
 
 static void check_greeting(JsonNode *g)
@@ -319,23 +333,22 @@ static void check_stats_commands(QmpTestClient *a)
     g_assert_cmpstr(qtc_str(serial, "space"), ==, "io");
     g_assert_cmpint(qtc_int(serial, "base"), ==, 0x3f8);
 
-    expect_error(a, "GenericError", "Parameter 'device' is missing",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": {\"policy\": \"bql\"}}");
-    expect_error(a, "GenericError", "Parameter 'device' expects a string",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
-                 "{\"device\": 1, \"policy\": \"bql\"}}");
-    expect_error(a, "DeviceNotFound", "Device 'nope' not found",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
-                 "{\"device\": \"nope\", \"policy\": \"bql\"}}");
-    expect_error(a, "GenericError", "Parameter 'policy' does not accept value 'fast'",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
-                 "{\"device\": \"serial0\", \"policy\": \"fast\"}}");
-    expect_error(a, "GenericError", "Device 'serial0' cannot run with lock policy 'none'*",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
-                 "{\"device\": \"serial0\", \"policy\": \"none\"}}");
-    expect_error(a, "GenericError", "Device 'acpi-pm' cannot run with lock policy 'device'*",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
-                 "{\"device\": \"acpi-pm\", \"policy\": \"device\"}}");
+#define SET_POLICY(args) "{\"execute\": \"x-set-lock-policy\", \"arguments\": {" args "}}"
+    static const ErrorCase policy_errors[] = {
+        {"GenericError", "Parameter 'device' is missing", SET_POLICY("\"policy\": \"bql\"")},
+        {"GenericError", "Parameter 'device' expects a string",
+         SET_POLICY("\"device\": 1, \"policy\": \"bql\"")},
+        {"DeviceNotFound", "Device 'nope' not found",
+         SET_POLICY("\"device\": \"nope\", \"policy\": \"bql\"")},
+        {"GenericError", "Parameter 'policy' does not accept value 'fast'",
+         SET_POLICY("\"device\": \"serial0\", \"policy\": \"fast\"")},
+        {"GenericError", "Device 'serial0' cannot run with lock policy 'none'*",
+         SET_POLICY("\"device\": \"serial0\", \"policy\": \"none\"")},
+        {"GenericError", "Device 'acpi-pm' cannot run with lock policy 'device'*",
+         SET_POLICY("\"device\": \"acpi-pm\", \"policy\": \"device\"")},
+    };
+#undef SET_POLICY
+    expect_errors(a, policy_errors, G_N_ELEMENTS(policy_errors));
     g_autoptr(JsonNode) set = qtc_ok(a, "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
                                         "{\"device\": \"serial0\", \"policy\": \"device\"}}");
     g_autoptr(JsonNode) st2 = qtc_ok(a, "{\"execute\": \"x-query-lock-stats\"}");
@@ -347,38 +360,40 @@ static void check_stats_commands(QmpTestClient *a)
 /* Every malformed request gets an error and the connection goes on. */
 static void check_errors(QmpTestClient *a)
 {
-    expect_error(a, "GenericError", "JSON parse error, *", "{\"execute\": }");
-    expect_error(a, "GenericError", "JSON parse error, *", "{\"execute\" \"stop\"}");
-    expect_error(a, "GenericError", "JSON parse error, *", "nonsense");
-    expect_error(a, "GenericError", "QMP input must be a JSON object", "42");
-    expect_error(a, "GenericError", "QMP input must be a JSON object", "[1, 2]");
-    expect_error(a, "GenericError", "QMP input must be a JSON object", "\"query-status\"");
-    expect_error(a, "GenericError", "QMP input must be a JSON object", "null");
-    expect_error(a, "GenericError", "JSON parse error, unexpected '}'", "}");
-    expect_error(a, "GenericError", "JSON parse error, number out of range",
-                 "{\"execute\": \"query-kvm\", \"id\": 1e999}");
-    expect_error(a, "GenericError", "JSON parse error, *",
-                 "{\"execute\": \"query-kvm\", \"id\": \"\xc3\x28\"}");
-    expect_error(a, "GenericError", "JSON parse error, control character in a string",
-                 "{\"execute\": \"query-st");
-    expect_error(a, "GenericError", "QMP input lacks member 'execute'", "{\"arguments\": {}}");
-    expect_error(a, "GenericError", "QMP input member 'execute' must be a string",
-                 "{\"execute\": [\"stop\"]}");
-    expect_error(a, "GenericError", "QMP input member 'arguments' must be an object",
-                 "{\"execute\": \"stop\", \"arguments\": [1]}");
-    expect_error(a, "GenericError", "QMP input member 'bogus' is unexpected",
-                 "{\"execute\": \"stop\", \"bogus\": 1}");
-    expect_error(a, "GenericError", "QMP input member 'exec-oob' is unexpected",
-                 "{\"exec-oob\": \"stop\"}");
-    expect_error(a, "CommandNotFound", "The command no-such-command has not been found",
-                 "{\"execute\": \"no-such-command\"}");
-    expect_error(a, "GenericError", "Invalid parameter 'now'",
-                 "{\"execute\": \"stop\", \"arguments\": {\"now\": true}}");
-    expect_error(a, "GenericError", "Parameter 'enable' expects an array of strings",
-                 "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": \"oob\"}}");
-    expect_error(a, "GenericError", "Parameter 'policy' expects a string",
-                 "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
-                 "{\"device\": \"serial0\", \"policy\": [\"bql\"]}}");
+    static const ErrorCase cases[] = {
+        {"GenericError", "JSON parse error, *", "{\"execute\": }"},
+        {"GenericError", "JSON parse error, *", "{\"execute\" \"stop\"}"},
+        {"GenericError", "JSON parse error, *", "nonsense"},
+        {"GenericError", "QMP input must be a JSON object", "42"},
+        {"GenericError", "QMP input must be a JSON object", "[1, 2]"},
+        {"GenericError", "QMP input must be a JSON object", "\"query-status\""},
+        {"GenericError", "QMP input must be a JSON object", "null"},
+        {"GenericError", "JSON parse error, unexpected '}'", "}"},
+        {"GenericError", "JSON parse error, number out of range",
+         "{\"execute\": \"query-kvm\", \"id\": 1e999}"},
+        {"GenericError", "JSON parse error, *",
+         "{\"execute\": \"query-kvm\", \"id\": \"\xc3\x28\"}"},
+        {"GenericError", "JSON parse error, control character in a string",
+         "{\"execute\": \"query-st"},
+        {"GenericError", "QMP input lacks member 'execute'", "{\"arguments\": {}}"},
+        {"GenericError", "QMP input member 'execute' must be a string",
+         "{\"execute\": [\"stop\"]}"},
+        {"GenericError", "QMP input member 'arguments' must be an object",
+         "{\"execute\": \"stop\", \"arguments\": [1]}"},
+        {"GenericError", "QMP input member 'bogus' is unexpected",
+         "{\"execute\": \"stop\", \"bogus\": 1}"},
+        {"GenericError", "QMP input member 'exec-oob' is unexpected", "{\"exec-oob\": \"stop\"}"},
+        {"CommandNotFound", "The command no-such-command has not been found",
+         "{\"execute\": \"no-such-command\"}"},
+        {"GenericError", "Invalid parameter 'now'",
+         "{\"execute\": \"stop\", \"arguments\": {\"now\": true}}"},
+        {"GenericError", "Parameter 'enable' expects an array of strings",
+         "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": \"oob\"}}"},
+        {"GenericError", "Parameter 'policy' expects a string",
+         "{\"execute\": \"x-set-lock-policy\", \"arguments\": "
+         "{\"device\": \"serial0\", \"policy\": [\"bql\"]}}"},
+    };
+    expect_errors(a, cases, G_N_ELEMENTS(cases));
 
     /* A NUL byte is refused; the request around it is dropped. */
     static const char nul[] = "{\"execute\": \"query-kvm\"\0}\n";
@@ -512,15 +527,30 @@ static void protocol_driver(QmpRun *r)
     qtc_free(b);
 }
 
-static void test_protocol(void)
+/* A driver against one VM, which it ends with quit (status 0). */
+typedef struct DriverCase {
+    void (*driver)(QmpRun *r);
+    const char *kernel;
+    const char *args[8]; /* after -kernel; the unused rest is NULL */
+} DriverCase;
+
+static void test_driver(gconstpointer data)
 {
-    g_autofree char *k = payload("spin");
-    QmpRun r = {.driver = protocol_driver};
-    run_vm(&r, (const char *[]){"-kernel", k, "-smp", "2,sockets=1,cores=1,threads=2", "-object",
-                                "iothread,id=io0", "-S", NULL});
+    const DriverCase *c = data;
+    g_autofree char *k = payload(c->kernel);
+    const char *args[2 + G_N_ELEMENTS(c->args)] = {"-kernel", k};
+    memcpy(&args[2], c->args, sizeof(c->args));
+    QmpRun r = {.driver = c->driver};
+    run_vm(&r, args);
     g_assert_cmpint(r.status, ==, 0);
     run_clear(&r);
 }
+
+static const DriverCase protocol = {
+    .driver = protocol_driver,
+    .kernel = "spin",
+    .args = {"-smp", "2,sockets=1,cores=1,threads=2", "-object", "iothread,id=io0", "-S"},
+};
 
 /* ---- Guest-initiated reset and power-off --------------------------------- */
 
@@ -818,15 +848,11 @@ static void study_driver(QmpRun *r)
     qtc_free(a);
 }
 
-static void test_contention(void)
-{
-    g_autofree char *k = payload("smp-counter");
-    QmpRun r = {.driver = study_driver};
-    run_vm(&r, (const char *[]){"-kernel", k, "-smp", "2", "-device", "testdev", "-append",
-                                "m=100000000", "-S", NULL});
-    g_assert_cmpint(r.status, ==, 0);
-    run_clear(&r);
-}
+static const DriverCase contention = {
+    .driver = study_driver,
+    .kernel = "smp-counter",
+    .args = {"-smp", "2", "-device", "testdev", "-append", "m=100000000", "-S"},
+};
 
 /* ---- Bad input and many clients ------------------------------------------ */
 
@@ -951,27 +977,23 @@ static void bad_input_driver(QmpRun *r)
     qtc_free(b);
 }
 
-static void test_bad_input(void)
-{
-    g_autofree char *k = payload("smp-counter");
-    QmpRun r = {.driver = bad_input_driver};
-    run_vm(&r, (const char *[]){"-kernel", k, "-smp", "2", "-device", "testdev", "-append",
-                                "m=100000000", "-S", NULL});
-    g_assert_cmpint(r.status, ==, 0);
-    run_clear(&r);
-}
+static const DriverCase bad_input = {
+    .driver = bad_input_driver,
+    .kernel = "smp-counter",
+    .args = {"-smp", "2", "-device", "testdev", "-append", "m=100000000", "-S"},
+};
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     guest_dir = kvm_test_init();
-    g_test_add_func("/qmp/protocol", test_protocol);
+    g_test_add_data_func("/qmp/protocol", &protocol, test_driver);
     g_test_add_data_func("/qmp/guest-reset", &guest_reset, test_guest_events);
     g_test_add_data_func("/qmp/guest-reset-no-reboot", &guest_reset_no_reboot, test_guest_events);
     g_test_add_data_func("/qmp/host-reset-no-reboot", &host_reset_no_reboot, test_guest_events);
     g_test_add_data_func("/qmp/guest-poweroff", &guest_poweroff, test_guest_events);
     g_test_add_func("/qmp/stop-cont", test_stop_cont);
-    g_test_add_func("/qmp/contention", test_contention);
-    g_test_add_func("/qmp/bad-input", test_bad_input);
+    g_test_add_data_func("/qmp/contention", &contention, test_driver);
+    g_test_add_data_func("/qmp/bad-input", &bad_input, test_driver);
     return g_test_run();
 }
