@@ -27,7 +27,7 @@
  *   9  button=1: no SCI within the timeout
  *  10  button=1: the SCI came without PWRBTN_STS
  */
-#include "guest.h"
+#include "irq.h"
 
 #define BIOS_AREA_START 0xE0000u
 #define BIOS_AREA_END   0x100000u
@@ -53,13 +53,7 @@
 #define PM1_CNT_SLP_EN (1u << 13)
 #define SLP_TYP_SHIFT  10
 
-#define IOAPIC_BASE        0xFEC00000u
-#define IOAPIC_REGSEL      0x00
-#define IOAPIC_WINDOW      0x10
-#define IOAPIC_REDTBL0     0x10
-#define IOAPIC_LEVEL       (1u << 15)
 #define SCI_VECTOR         0x31
-#define APIC_EOI           0x0B0
 
 /* ---- Memory, read byte by byte (tables are not aligned, and a host may be
  * writing them while the scan runs) ---- */
@@ -217,25 +211,9 @@ static void __attribute__((noreturn)) power_off(void)
 
 /* ---- The power button, through the SCI ---- */
 
-struct idt_gate {
-    uint16_t offset_lo;
-    uint16_t selector;
-    uint8_t zero;
-    uint8_t type_attr;
-    uint16_t offset_hi;
-} __attribute__((packed));
-
-static struct idt_gate idt[SCI_VECTOR + 1];
 static volatile uint32_t sci_count;
 
-void acpi_sci_isr(void);
-void acpi_sci_handler(void) __attribute__((noreturn));
-
-__asm__(".text\n"
-        ".globl acpi_sci_isr\n"
-        "acpi_sci_isr:\n"
-        "  cld\n"
-        "  call acpi_sci_handler\n");
+IRQ_ENTRY(acpi_sci_isr, acpi_sci_handler);
 
 void acpi_sci_handler(void)
 {
@@ -251,32 +229,9 @@ void acpi_sci_handler(void)
     power_off();
 }
 
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-    mmio_write32(IOAPIC_BASE + IOAPIC_REGSEL, reg);
-    mmio_write32(IOAPIC_BASE + IOAPIC_WINDOW, v);
-}
-
 static int wait_power_button(unsigned sci)
 {
-    uint32_t isr = (uint32_t)(uintptr_t)acpi_sci_isr;
-    idt[SCI_VECTOR] = (struct idt_gate){
-        .offset_lo = (uint16_t)isr,
-        .selector = GUEST_SEL_CODE,
-        .type_attr = 0x8e,
-        .offset_hi = (uint16_t)(isr >> 16),
-    };
-    struct {
-        uint16_t limit;
-        uint32_t base;
-    } __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint32_t)(uintptr_t)idt};
-    __asm__ volatile("lidt %0" : : "m"(idtr));
-
-    outb(0x21, 0xff); /* mask both 8259s */
-    outb(0xa1, 0xff);
-    lapic_write(APIC_SPIV, APIC_SPIV_APIC_ENABLED | 0xff);
-    ioapic_write(IOAPIC_REDTBL0 + 2 * sci + 1, 0);
-    ioapic_write(IOAPIC_REDTBL0 + 2 * sci, IOAPIC_LEVEL | SCI_VECTOR);
+    irq_route(sci, IOAPIC_LEVEL, SCI_VECTOR, acpi_sci_isr);
 
     /* As an OS does: clear stale status, then enable the event. */
     outw(pm1a_evt, 0xffff);

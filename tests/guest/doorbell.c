@@ -26,44 +26,22 @@
  *   6  irq=1, but no interrupt came in time
  *   7  a negative N or M, or a line outside 0-15
  */
-#include "guest.h"
+#include "irq.h"
 
 #define DOORBELL_PIO        (TESTDEV_PIO_BASE + 0x10)
 #define DOORBELL_MMIO       (TESTDEV_MMIO_BASE + 0x1000)
 #define REG_DOORBELL_COUNT  0x4
 #define REG_DOORBELL_IRQ    0xc
 #define DOORBELL_VECTOR     0x31
-#define IOAPIC_BASE         0xFEC00000u
-#define IOAPIC_REGSEL       0x00
-#define IOAPIC_WINDOW       0x10
-#define IOAPIC_REDTBL0      0x10
-#define APIC_EOI            0x0B0
 #define DOORBELL_TIMEOUT    (1ull << 36)
 #define DOORBELL_POLL_DELAY (1ull << 20)
 
-struct idt_gate {
-    uint16_t offset_lo;
-    uint16_t selector;
-    uint8_t zero;
-    uint8_t type_attr;
-    uint16_t offset_hi;
-} __attribute__((packed));
-
-static struct idt_gate idt[DOORBELL_VECTOR + 1];
 static volatile uint32_t doorbell_done;
 static volatile uint32_t doorbell_irqs;
 static uint32_t doorbell_n, doorbell_miss, doorbell_data, doorbell_total;
 static uint32_t doorbell_pio0, doorbell_mmio0;
 
-void doorbell_isr(void);
-void doorbell_irq_handler(void) __attribute__((noreturn));
-
-/* The entry stub: the interrupt gate left IF clear; go to C for good. */
-__asm__(".text\n"
-        ".globl doorbell_isr\n"
-        "doorbell_isr:\n"
-        "  cld\n"
-        "  call doorbell_irq_handler\n");
+IRQ_ENTRY(doorbell_isr, doorbell_irq_handler);
 
 static void doorbell_ring(uint32_t writes, uint32_t misses)
 {
@@ -151,36 +129,6 @@ void doorbell_irq_handler(void)
     debug_exit((uint32_t)r);
 }
 
-static void ioapic_write(uint32_t reg, uint32_t v)
-{
-    mmio_write32(IOAPIC_BASE + IOAPIC_REGSEL, reg);
-    mmio_write32(IOAPIC_BASE + IOAPIC_WINDOW, v);
-}
-
-/* Vector 0x31 for ISA IRQ @line: edge-triggered, active high, fixed
- * delivery to APIC ID 0; the 8259s masked so that only the IOAPIC counts. */
-static void doorbell_route_irq(uint32_t line)
-{
-    uint32_t isr = (uint32_t)(uintptr_t)doorbell_isr;
-    struct {
-        uint16_t limit;
-        uint32_t base;
-    } __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint32_t)(uintptr_t)idt};
-
-    idt[DOORBELL_VECTOR] = (struct idt_gate){
-        .offset_lo = (uint16_t)isr,
-        .selector = GUEST_SEL_CODE,
-        .type_attr = 0x8e, /* present, DPL 0, 32-bit interrupt gate */
-        .offset_hi = (uint16_t)(isr >> 16),
-    };
-    __asm__ volatile("lidt %0" : : "m"(idtr));
-    outb(0x21, 0xff);
-    outb(0xa1, 0xff);
-    lapic_write(APIC_SPIV, APIC_SPIV_APIC_ENABLED | 0xff);
-    ioapic_write(IOAPIC_REDTBL0 + 2 * line + 1, 0);
-    ioapic_write(IOAPIC_REDTBL0 + 2 * line, DOORBELL_VECTOR);
-}
-
 int main(const char *cmdline)
 {
     long n = cmdline_get_int(cmdline, "n", 1000);
@@ -200,7 +148,7 @@ int main(const char *cmdline)
     doorbell_pio0 = count_pio();
     doorbell_mmio0 = count_mmio();
     if (irq) {
-        doorbell_route_irq((uint32_t)line);
+        irq_route((unsigned)line, 0, DOORBELL_VECTOR, doorbell_isr); /* edge-triggered */
         mmio_write32(TESTDEV_MMIO_BASE + REG_DOORBELL_IRQ, doorbell_mmio0 + doorbell_total);
     }
     if (smp_start_aps(doorbell_ap) < 0) {

@@ -44,34 +44,9 @@ static int request(struct vq *q)
     return len == sizeof(buf) && nonzero > 8 ? 0 : 6;
 }
 
-static int start(struct vdev *d, struct vq *q, uintptr_t rings)
+static int start(struct vdev *d, struct vq *q)
 {
-    int r = virtio_negotiate(d, 0);
-    if (r) {
-        return r;
-    }
-    virtio_msix_setup(d, 0);
-    virtio_msix_setup(d, 1);
-    mmio_write16(d->common + 0x10, 0); /* config vector 0 */
-    r = virtio_queue_setup(d, q, 0, QSIZE, (void *)rings, 1);
-    if (r) {
-        return r;
-    }
-    virtio_set_status(d, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                             VIRTIO_STATUS_DRIVER_OK);
-    return 0;
-}
-
-static bool wait_broken(struct vdev *d)
-{
-    uint64_t t0 = rdtsc();
-    while (!(virtio_status(d) & VIRTIO_STATUS_NEEDS_RESET)) {
-        if (rdtsc() - t0 > TIMEOUT) {
-            return false;
-        }
-        cpu_pause();
-    }
-    return true;
+    return virtio_start(d, 0, (struct vq *[]){q}, (void *[]){ring_mem}, 1, QSIZE);
 }
 
 static int hostile(struct vdev *d, struct vq *q, long mode)
@@ -89,13 +64,13 @@ static int hostile(struct vdev *d, struct vq *q, long mode)
         q->avail[2] = 200;
         q->avail[1] = ++q->avail_idx;
         vq_kick(q);
-        return wait_broken(d) ? 0 : 8;
+        return virtio_wait_needs_reset(d, TIMEOUT) ? 0 : 8;
     case 6:
         q->desc[0] = (struct vring_desc){(uintptr_t)buf, 8, VRING_DESC_F_WRITE, 0};
         q->avail_idx = QSIZE + 1;
         q->avail[1] = q->avail_idx;
         vq_kick(q);
-        return wait_broken(d) ? 0 : 8;
+        return virtio_wait_needs_reset(d, TIMEOUT) ? 0 : 8;
     case 5:
         virtio_set_status(d, 0);
         q->desc[0] = (struct vring_desc){(uintptr_t)buf, 8, VRING_DESC_F_WRITE, 0};
@@ -110,7 +85,7 @@ static int hostile(struct vdev *d, struct vq *q, long mode)
     }
     vq_submit(q, 0);
     vq_kick(q);
-    return wait_broken(d) ? 0 : 8;
+    return virtio_wait_needs_reset(d, TIMEOUT) ? 0 : 8;
 }
 
 int main(const char *cmdline)
@@ -131,11 +106,11 @@ int main(const char *cmdline)
             return 3;
         }
         virtio_queue_setup(&d, &q, 0, QSIZE, (void *)0xd0000000, 1);
-        if (!wait_broken(&d)) {
+        if (!virtio_wait_needs_reset(&d, TIMEOUT)) {
             return 8;
         }
     } else if (mode) {
-        if ((r = start(&d, &q, (uintptr_t)ring_mem))) {
+        if ((r = start(&d, &q))) {
             return r;
         }
         if ((r = hostile(&d, &q, mode))) {
@@ -143,7 +118,7 @@ int main(const char *cmdline)
         }
     }
     /* A proper driver: the device works after any of the above and a reset. */
-    if ((r = start(&d, &q, (uintptr_t)ring_mem))) {
+    if ((r = start(&d, &q))) {
         return r;
     }
     if ((r = request(&q))) {

@@ -186,6 +186,39 @@ int virtio_queue_setup(struct vdev *d, struct vq *q, unsigned index, unsigned si
     return 0;
 }
 
+int virtio_start(struct vdev *d, uint64_t features, struct vq *const *qs, void *const *mem,
+                 unsigned nq, unsigned size)
+{
+    int r = virtio_negotiate(d, features);
+    if (r) {
+        return r;
+    }
+    for (unsigned v = 0; v <= nq; v++) {
+        virtio_msix_setup(d, v);
+    }
+    mmio_write16(d->common + VC_MSIX, 0);
+    for (unsigned q = 0; q < nq; q++) {
+        if ((r = virtio_queue_setup(d, qs[q], q, size, mem[q], (uint16_t)(q + 1)))) {
+            return r;
+        }
+    }
+    virtio_set_status(d, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+                             VIRTIO_STATUS_DRIVER_OK);
+    return 0;
+}
+
+bool virtio_wait_needs_reset(struct vdev *d, uint64_t cycles)
+{
+    uint64_t t0 = rdtsc();
+    while (!(virtio_status(d) & VIRTIO_STATUS_NEEDS_RESET)) {
+        if (rdtsc() - t0 > cycles) {
+            return false;
+        }
+        cpu_pause();
+    }
+    return true;
+}
+
 void vq_submit(struct vq *q, uint16_t head)
 {
     q->avail[2 + q->avail_idx % q->size] = head;

@@ -81,6 +81,17 @@ void virtio_msix_setup(struct vdev *d, unsigned v);
  * device offers fewer entries. */
 int virtio_queue_setup(struct vdev *d, struct vq *q, unsigned index, unsigned size, void *mem,
                        uint16_t vector);
+/* Bring @d up the way every payload driver does: negotiate @features, program
+ * MSI-X entries 0 (configuration changes) to @nq (entry q + 1 for queue q),
+ * set up queues 0 to @nq - 1 with @size entries each, queue q in @qs[q] with
+ * its rings in @mem[q] (VQ_MEM_SIZE(@size) bytes, 4 KiB aligned), then set
+ * DRIVER_OK. Returns 0, or virtio_negotiate()'s or virtio_queue_setup()'s
+ * code. */
+int virtio_start(struct vdev *d, uint64_t features, struct vq *const *qs, void *const *mem,
+                 unsigned nq, unsigned size);
+/* Wait up to @cycles TSC cycles for the device to set DEVICE_NEEDS_RESET;
+ * returns whether it did. */
+bool virtio_wait_needs_reset(struct vdev *d, uint64_t cycles);
 /* Offer the chain starting at @head and ring the doorbell (16-bit write). */
 void vq_submit(struct vq *q, uint16_t head);
 void vq_kick(struct vq *q);
