@@ -92,9 +92,12 @@ Device *machine_find_device(Machine *m, const char *id);
 int machine_cpu_count(Machine *m);
 /* Resets completed since start. BQL held. */
 unsigned machine_reset_count(Machine *m);
-/* The -stats lines only the machine knows (emulation assists, boot time).
- * Main thread, after the vCPUs stopped. */
-void machine_print_host_stats(Machine *m, FILE *f);
+/* How often vCPU @index needed each emulation assist (the instructions
+ * kvmloop finishes for an emulating host's KVM), since the machine was built:
+ * KVM_ASSIST__MAX counts in kvm_assist_names order into @out. Returns false,
+ * leaving @out alone, when assists are off or there is no such vCPU. Any
+ * thread. */
+bool machine_emulation_assists(Machine *m, int index, uint64_t *out);
 /* The machine's KVM VM, for the glue that implements device services
  * (ioeventfd, irqfd) with accelerator calls. Set before any device is
  * realized. Any thread. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kvmloop/bql.h"
+#include "kvmloop/config.h"
 #include "kvmloop/cpus.h"
 #include "kvmloop/kvm.h"
 #include "kvmloop/lockstat.h"
@@ -174,6 +175,39 @@ static void print_region(MemoryRegion *mr, void *opaque)
             rp->space, lock_policy_name(memory_region_lock_policy(mr)), a.accesses, a.bql_accesses);
 }
 
+/* ns from kvmloop's start to the first KVM_RUN of any vCPU; false before it. */
+static bool first_guest_entry(int64_t *ns)
+{
+    int64_t t = kvm_first_entry_ns();
+    *ns = t ? MAX(t - kvmloop_start_ns(), 0) : 0;
+    return t != 0;
+}
+
+/* The instructions kvmloop finished for an emulating host's KVM, per vCPU,
+ * and when the guest first ran. */
+static void print_host(Machine *m, FILE *f)
+{
+    uint64_t n[KVM_ASSIST__MAX];
+    if (machine_emulation_assists(m, 0, n)) {
+        fprintf(f, "emulation assists:\n  %-6s", "vcpu");
+        for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+            fprintf(f, " %10s", kvm_assist_names[a]);
+        }
+        fprintf(f, "\n");
+        for (int i = 0; machine_emulation_assists(m, i, n); i++) {
+            fprintf(f, "  %-6d", i);
+            for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+                fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
+            }
+            fprintf(f, "\n");
+        }
+    }
+    int64_t entry;
+    if (first_guest_entry(&entry)) {
+        fprintf(f, "boot: first guest entry %.1f ms after kvmloop started\n", entry / 1e6);
+    }
+}
+
 void stats_print(Machine *m, FILE *f)
 {
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
@@ -215,7 +249,7 @@ void stats_print(Machine *m, FILE *f)
             " writes; bad size: io %" G_GUINT64_FORMAT ", memory %" G_GUINT64_FORMAT "\n",
             io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes,
             io.bad_size, mem.bad_size);
-    machine_print_host_stats(m, f);
+    print_host(m, f);
 }
 
 /* ---- JSON ----------------------------------------------------------------- */
@@ -296,10 +330,10 @@ static void json_locks(JsonBuilder *b, const LockStatSnapshot *s)
     json_builder_end_array(b);
 }
 
-static void json_cpu(JsonBuilder *b, CpuState *cpu, uint64_t *by_site)
+static void json_cpu(JsonBuilder *b, Machine *m, CpuState *cpu, uint64_t *by_site)
 {
     CpuStats st = cpu_stats(cpu);
-    uint64_t total = 0, user, sys;
+    uint64_t total = 0, user, sys, assists[KVM_ASSIST__MAX];
     json_builder_begin_object(b);
     json_member_int(b, "index", (uint64_t)cpu_index(cpu));
     json_member_int(b, "thread_id", (uint64_t)MAX(cpu_thread_id(cpu), 0));
@@ -319,6 +353,14 @@ static void json_cpu(JsonBuilder *b, CpuState *cpu, uint64_t *by_site)
     if (cpu_thread_times(cpu, &user, &sys)) {
         json_member_int(b, "user_cpu_ns", user);
         json_member_int(b, "sys_cpu_ns", sys);
+    }
+    if (machine_emulation_assists(m, cpu_index(cpu), assists)) {
+        json_builder_set_member_name(b, "emulation_assists");
+        json_builder_begin_object(b);
+        for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+            json_member_int(b, kvm_assist_names[a], assists[a]);
+        }
+        json_builder_end_object(b);
     }
     json_builder_set_member_name(b, "exits_by_site");
     json_builder_begin_array(b);
@@ -388,6 +430,10 @@ JsonNode *stats_to_json(Machine *m)
     json_member_int(b, "interval_ns", (uint64_t)MAX(s->interval_ns, 0));
     json_member_str(b, "collection", stats_mode_name(s->mode));
     json_member_int(b, "sample_rate", s->mode == LOCKSTAT_SAMPLED ? LOCKSTAT_SAMPLE_RATE : 1);
+    int64_t entry;
+    if (first_guest_entry(&entry)) {
+        json_member_int(b, "first_guest_entry_ns", (uint64_t)entry);
+    }
     json_builder_set_member_name(b, "histogram_floors_ns");
     json_builder_begin_array(b);
     for (unsigned i = 0; i < LOCKSTAT_BUCKETS; i++) {
@@ -401,7 +447,7 @@ JsonNode *stats_to_json(Machine *m)
     json_builder_begin_array(b);
     g_autofree uint64_t *by_site = g_new(uint64_t, LOCKSTAT_MAX_SITES);
     for (int i = 0; i < cpus_count(); i++) {
-        json_cpu(b, cpu_by_index(i), by_site);
+        json_cpu(b, m, cpu_by_index(i), by_site);
     }
     json_builder_end_array(b);
 

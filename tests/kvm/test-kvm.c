@@ -21,9 +21,11 @@
 #include "kvmloop/event_loop.h"
 #include "kvmloop/eventfd.h"
 #include "kvmloop/iothread.h"
+#include "kvmloop/kvm.h"
 #include "kvmloop/lockstat.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/memory.h"
+#include "kvmloop/stats.h"
 #include "kvmloop/testdev.h"
 
 #include "kvm-test-run.h"
@@ -779,6 +781,77 @@ static void test_stats_json(void)
     result_clear(&r);
 }
 
+#define HOST_FWAITS 3
+
+/* The -stats table as the VM ends. */
+static void print_stats_stop(RunResult *r, Machine *m)
+{
+    char **table = r->test;
+    size_t len;
+    FILE *f = open_memstream(table, &len);
+    g_assert_nonnull(f);
+    stats_print(m, f);
+    fclose(f);
+}
+
+/* The emulation assists and the first guest entry reach the document as they
+ * reach the -stats table; with assists off the document has no counts. */
+static void test_stats_host(void)
+{
+    g_autofree char *k = payload("hello");
+    g_autofree char *dir = g_dir_make_tmp("kvmloop-stats-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "stats.json", NULL);
+    g_autofree char *append = g_strdup_printf("fwait=%d", HOST_FWAITS);
+    /* A host with VMX/SVM runs fwait itself and never asks for an assist. */
+    gint64 fwaits = kvm_host_emulates_guest_kernel(NULL, NULL) ? HOST_FWAITS : 0;
+    g_autofree char *table = NULL;
+    RunResult r = {.on_stop = print_stats_stop, .test = &table};
+    run_vm(&r, (const char *[]){"-kernel", k, "-append", append, "-accel",
+                                "kvm,emulation-assists=on", "-stats-file", path, NULL});
+    g_assert_cmpint(r.status, ==, 1);
+
+    g_autoptr(JsonParser) parser = json_parser_new();
+    JsonObject *doc = load_json(parser, path);
+    g_assert_cmpint(json_object_get_int_member(doc, "version"), ==, 1);
+    g_assert_cmpint(kvm_first_entry_ns(), >, 0);
+    gint64 entry = kvm_first_entry_ns() - kvmloop_start_ns();
+    g_assert_cmpint(json_object_get_int_member(doc, "first_guest_entry_ns"), ==, entry);
+    g_autofree char *boot =
+        g_strdup_printf("boot: first guest entry %.1f ms after kvmloop started\n", entry / 1e6);
+    g_assert_nonnull(strstr(table, boot));
+
+    JsonObject *v = json_array_get_object_element(json_object_get_array_member(doc, "vcpus"), 0);
+    JsonObject *assists = json_object_get_object_member(v, "emulation_assists");
+    g_assert_nonnull(assists);
+    g_assert_cmpuint(json_object_get_size(assists), ==, KVM_ASSIST__MAX);
+    for (int a = 0; a < KVM_ASSIST__MAX; a++) {
+        g_assert_cmpint(json_object_get_int_member(assists, kvm_assist_names[a]), ==,
+                        a == KVM_ASSIST_FWAIT ? fwaits : 0);
+    }
+    g_autofree char *row =
+        g_strdup_printf("  %-6d %10d %10" G_GINT64_FORMAT " %10d\n", 0, 0, fwaits, 0);
+    g_assert_nonnull(strstr(table, "emulation assists:\n"));
+    g_assert_nonnull(strstr(table, row));
+    result_clear(&r);
+    g_clear_pointer(&table, free);
+
+    /* Assists off: no counts in either (the guest runs no fwait now). */
+    RunResult off = {.on_stop = print_stats_stop, .test = &table};
+    run_vm(&off, (const char *[]){"-kernel", k, "-accel", "kvm,emulation-assists=off",
+                                  "-stats-file", path, NULL});
+    g_assert_cmpint(off.status, ==, 1);
+    doc = load_json(parser, path);
+    v = json_array_get_object_element(json_object_get_array_member(doc, "vcpus"), 0);
+    g_assert_false(json_object_has_member(v, "emulation_assists"));
+    g_assert_true(json_object_has_member(doc, "first_guest_entry_ns"));
+    g_assert_null(strstr(table, "emulation assists"));
+    g_clear_pointer(&table, free);
+
+    g_unlink(path);
+    g_rmdir(dir);
+    result_clear(&off);
+}
+
 typedef struct SignalTest {
     const char *path;
     gint64 io_exits; /* vCPU 0's in the snapshot the signal wrote */
@@ -1028,6 +1101,7 @@ int main(int argc, char **argv)
                          test_stats_policy_switch);
     g_test_add_func("/kvm/stats/json", test_stats_json);
     g_test_add_func("/kvm/stats/sigusr1", test_stats_sigusr1);
+    g_test_add_func("/kvm/stats/host", test_stats_host);
 
     for (size_t i = 0; i < G_N_ELEMENTS(doorbell_cases); i++) {
         g_test_add_data_func(doorbell_cases[i].path, &doorbell_cases[i].c, test_doorbell);

@@ -320,6 +320,8 @@ static void check_stats_commands(QmpTestClient *a)
     g_autoptr(JsonNode) st = qtc_ok(a, "{\"execute\": \"x-query-lock-stats\"}");
     g_assert_cmpstr(qtc_str(st, "schema"), ==, "kvmloop-stats");
     g_assert_cmpint(qtc_int(st, "version"), ==, 1);
+    /* -S: no vCPU has entered the guest yet. */
+    g_assert_false(json_object_has_member(json_node_get_object(st), "first_guest_entry_ns"));
     JsonNode *bql = find_named(st, "locks", "BQL");
     g_assert_nonnull(bql);
     /* Counted from the reset: the query itself, a few timers at most. */

@@ -572,28 +572,11 @@ void machine_destroy(Machine *m)
     g_free(m);
 }
 
-/* What only this machine knows for -stats: the instructions kvmloop finished
- * for an emulating host's KVM, per vCPU, and when the guest first ran. */
-void machine_print_host_stats(Machine *m, FILE *f)
+bool machine_emulation_assists(Machine *m, int index, uint64_t *out)
 {
-    if (kvm_emulation_assists(m->kvm)) {
-        fprintf(f, "emulation assists:\n  %-6s", "vcpu");
-        for (int a = 0; a < KVM_ASSIST__MAX; a++) {
-            fprintf(f, " %10s", kvm_assist_names[a]);
-        }
-        fprintf(f, "\n");
-        for (int i = 0; i < m->ncpus; i++) {
-            uint64_t n[KVM_ASSIST__MAX];
-            kvm_vcpu_assist_counts(m->vcpus[i], n);
-            fprintf(f, "  %-6d", i);
-            for (int a = 0; a < KVM_ASSIST__MAX; a++) {
-                fprintf(f, " %10" G_GUINT64_FORMAT, n[a]);
-            }
-            fprintf(f, "\n");
-        }
+    if (!kvm_emulation_assists(m->kvm) || index < 0 || index >= m->ncpus) {
+        return false;
     }
-    if (kvm_first_entry_ns()) {
-        fprintf(f, "boot: first guest entry %.1f ms after kvmloop started\n",
-                (kvm_first_entry_ns() - kvmloop_start_ns()) / 1e6);
-    }
+    kvm_vcpu_assist_counts(m->vcpus[index], out);
+    return true;
 }
