@@ -137,23 +137,49 @@ static void for_each_thread(pid_t pid,
     g_dir_close(d);
 }
 
+typedef struct PinPlan {
+    BenchPin pin;
+    long ncpus;
+    cpu_set_t others; /* CPUs no vCPU has */
+    bool have_others;
+    int pinned;
+} PinPlan;
+
 static void pin_one(const char *dir, const char *tid, int idx, void *opaque)
 {
-    long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+    PinPlan *p = opaque;
     cpu_set_t set;
     if (idx < 0) {
+        if (p->pin == BENCH_PIN_APART && p->have_others) {
+            sched_setaffinity((pid_t)atoi(tid), sizeof(p->others), &p->others);
+        }
         return;
     }
     CPU_ZERO(&set);
-    CPU_SET(idx % MAX(ncpus, 1), &set);
-    *(int *)opaque += sched_setaffinity((pid_t)atoi(tid), sizeof(set), &set) == 0;
+    CPU_SET(idx % p->ncpus, &set);
+    p->pinned += sched_setaffinity((pid_t)atoi(tid), sizeof(set), &set) == 0;
 }
 
-int bench_pin_vcpus(pid_t pid)
+static void count_vcpu(const char *dir, const char *tid, int idx, void *opaque)
 {
-    int pinned = 0;
-    for_each_thread(pid, pin_one, &pinned);
-    return pinned;
+    *(int *)opaque = MAX(*(int *)opaque, idx + 1);
+}
+
+int bench_pin_threads(pid_t pid, BenchPin pin)
+{
+    PinPlan p = {.pin = pin, .ncpus = MAX(sysconf(_SC_NPROCESSORS_ONLN), 1)};
+    int vcpus = 0;
+    if (pin == BENCH_PIN_NONE) {
+        return 0;
+    }
+    for_each_thread(pid, count_vcpu, &vcpus);
+    CPU_ZERO(&p.others);
+    for (long c = vcpus; c < p.ncpus && c < CPU_SETSIZE; c++) {
+        CPU_SET(c, &p.others);
+        p.have_others = true;
+    }
+    for_each_thread(pid, pin_one, &p);
+    return p.pinned;
 }
 
 static void add_schedstat(const char *dir, const char *tid, int idx, void *opaque)
@@ -175,7 +201,7 @@ void bench_thread_cpu_ns(pid_t pid, double *vcpus, double *others)
 }
 
 bool bench_child_read(BenchChild *c, const char *tag, BenchMarks *m, int timeout_s, GString *out,
-                      bool pin)
+                      BenchPin pin)
 {
     double deadline = bench_now_ns() + timeout_s * 1e9;
     g_autofree char *go = g_strdup_printf("%s: go", tag);
@@ -207,9 +233,9 @@ bool bench_child_read(BenchChild *c, const char *tag, BenchMarks *m, int timeout
             size_t end = (size_t)(nl - out->str);
             const char *line = out->str + scanned;
             gssize line_len = (gssize)(end - scanned);
-            if (pin && !m->pinned) {
+            if (pin != BENCH_PIN_NONE && !m->pinned) {
                 m->pinned = true;
-                bench_pin_vcpus(c->pid);
+                bench_pin_threads(c->pid, pin);
             }
             if (g_strstr_len(line, line_len, go)) {
                 m->t_go = t;

@@ -54,15 +54,22 @@ typedef struct BenchMarks {
 #define BENCH_MARKS_INIT {false, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN}
 /* clang-format on */
 
+typedef enum {
+    BENCH_PIN_NONE,  /* the scheduler places every thread */
+    BENCH_PIN_VCPUS, /* vCPU thread i on host CPU i mod nproc; the others anywhere */
+    BENCH_PIN_APART, /* the same, and the other threads on the CPUs no vCPU has (if any) */
+} BenchPin;
+
 /* Read the child's output to its end into @out, stamping the marker lines
- * of @tag as they arrive; with @pin, pin its vCPU threads (bench_pin_vcpus)
- * at the payload's first line. False on a timeout (the child is then
- * killed). */
+ * of @tag as they arrive; pin its threads as @pin says (bench_pin_threads)
+ * at the payload's first line, when every thread that matters exists
+ * (threads made later inherit their maker's CPUs). False on a timeout (the
+ * child is then killed). */
 bool bench_child_read(BenchChild *c, const char *tag, BenchMarks *m, int timeout_s, GString *out,
-                      bool pin);
-/* Pin each vCPU thread of @pid to host CPU (vCPU index mod CPUs); other
- * threads keep every CPU. Returns how many were pinned. */
-int bench_pin_vcpus(pid_t pid);
+                      BenchPin pin);
+/* Pin the threads of @pid as @pin says. Returns how many vCPU threads were
+ * pinned. */
+int bench_pin_threads(pid_t pid, BenchPin pin);
 /* The CPU time in ns of @pid's vCPU threads (named "vcpuN" or "CPU N/KVM")
  * and of its other threads, from /proc's schedstat. The kernel brings a
  * thread's figure up to date when it leaves a CPU and at each tick, so a

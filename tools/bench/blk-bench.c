@@ -121,6 +121,7 @@ typedef struct Bench {
     char *tmpdir;
     char *load_start, *load_end;
     double tsc_hz;
+    bool pin; /* the vCPU on CPU 0, the VMM's other threads on the others */
     bool verbose;
 } Bench;
 
@@ -228,7 +229,8 @@ static bool run_one(Bench *b, const Row *r, Sample *s, GError **errp)
     if (!bench_child_spawn(&c, (char **)argv->pdata, err_file, errp)) {
         return false;
     }
-    bool finished = bench_child_read(&c, "bench-blk", &m, b->timeout_s, out, false);
+    bool finished = bench_child_read(&c, "bench-blk", &m, b->timeout_s, out,
+                                     b->pin ? BENCH_PIN_APART : BENCH_PIN_NONE);
     close(c.out);
     while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -444,7 +446,8 @@ static bool write_json(Bench *b, const BenchHost *h, const char *cmdline, const 
     bench_json_num_out(f, "repeat", b->repeat, true);
     bench_json_num_out(f, "image_mib", (double)b->image_mib, true);
     bench_json_str(f, "cache", b->cache, true);
-    bench_json_str(f, "aio", b->aio, false);
+    bench_json_str(f, "aio", b->aio, true);
+    fprintf(f, "\"pinned\": %s", b->pin ? "true" : "false");
     fprintf(f, "},\n  \"rows\": [\n");
     for (guint i = 0; i < b->rows->len; i++) {
         Row *r = b->rows->pdata[i];
@@ -497,14 +500,17 @@ static bool make_image(const char *path, long mib)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: blk-bench -build DIR [-qemu PATH|none] [-n N] [-repeat R] [-qd D,D,...]\n"
-                 "                 [-seq-bs B] [-variants V,V,...] [-workloads W,W,...]\n"
-                 "                 [-image FILE | -image-mib M] [-cache none|writeback]\n"
-                 "                 [-aio io_uring|threads] [-json FILE] [-timeout S] [-v]\n"
-                 "  -build DIR   a kvmloop build: DIR/kvmloop and DIR/tests/guest/bench-blk.elf\n"
-                 "  -variants    any of kvmloop,kvmloop-iothread,qemu,qemu-iothread (default all)\n"
-                 "  -workloads   any of seq-read,seq-write,rand-read,rand-write (default all)\n"
-                 "  -image FILE  use FILE (it is written to!) instead of a temporary image\n");
+    fprintf(out,
+            "usage: blk-bench -build DIR [-qemu PATH|none] [-n N] [-repeat R] [-qd D,D,...]\n"
+            "                 [-seq-bs B] [-variants V,V,...] [-workloads W,W,...]\n"
+            "                 [-image FILE | -image-mib M] [-cache none|writeback]\n"
+            "                 [-aio io_uring|threads] [-json FILE] [-timeout S] [-pin] [-v]\n"
+            "  -build DIR   a kvmloop build: DIR/kvmloop and DIR/tests/guest/bench-blk.elf\n"
+            "  -variants    any of kvmloop,kvmloop-iothread,qemu,qemu-iothread (default all)\n"
+            "  -workloads   any of seq-read,seq-write,rand-read,rand-write (default all)\n"
+            "  -image FILE  use FILE (it is written to!) instead of a temporary image\n"
+            "  -pin         pin the vCPU thread to CPU 0 and every other thread of the VMM to\n"
+            "               the other CPUs, once the payload has started\n");
 }
 
 static bool parse_names(const char *opt, const char *s, const char *const *names, int count,
@@ -548,6 +554,10 @@ static bool parse_args(Bench *b, int argc, char **argv, const char **json)
         const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "-v")) {
             b->verbose = true;
+            continue;
+        }
+        if (!strcmp(o, "-pin")) {
+            b->pin = true;
             continue;
         }
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
@@ -723,9 +733,11 @@ int main(int argc, char **argv)
                     : g_strdup_printf("%s", b.image);
     printf("Host: %ld CPUs, %s (TSC %.3f GHz), %s, %s. Load average before %s, after %s. "
            "Image: %s; cache=%s, aio=%s. %ld requests per run, %d runs per row (median), "
-           "%.0f s.\n\n",
+           "%.0f s. Threads %s.\n\n",
            h.nproc, h.cpu, b.tsc_hz / 1e9, h.kernel, h.kvm, b.load_start, b.load_end, image,
-           b.cache, b.aio, b.n, b.repeat, (g_get_monotonic_time() - t0) / 1e6);
+           b.cache, b.aio, b.n, b.repeat, (g_get_monotonic_time() - t0) / 1e6,
+           b.pin ? "pinned: the vCPU on CPU 0, the VMM's other threads on the other CPUs"
+                 : "placed by the scheduler");
     print_table(&b);
     print_readings(&b);
 

@@ -297,7 +297,8 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
     if (!bench_child_spawn(&c, (char **)argv->pdata, err_file, errp)) {
         return false;
     }
-    bool finished = bench_child_read(&c, "bench-exits", &m, b->timeout_s, out, b->pin);
+    bool finished = bench_child_read(&c, "bench-exits", &m, b->timeout_s, out,
+                                     b->pin ? BENCH_PIN_VCPUS : BENCH_PIN_NONE);
     close(c.out);
     while (wait4(c.pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
