@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -65,6 +66,23 @@ double bench_median(double *vals, int n)
     return n % 2 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2;
 }
 
+void bench_medians(const GArray *samples, int fields, double *out)
+{
+    double *vals = g_new(double, samples->len + 1);
+    const double *all = (const double *)(const void *)samples->data;
+    for (int f = 0; f < fields; f++) {
+        int k = 0;
+        for (guint i = 0; i < samples->len; i++) {
+            double v = all[i * (guint)fields + (guint)f];
+            if (!isnan(v)) {
+                vals[k++] = v;
+            }
+        }
+        out[f] = bench_median(vals, k);
+    }
+    g_free(vals);
+}
+
 /* ---- a VMM as a child process --------------------------------------------- */
 
 void bench_argv_add(GPtrArray *a, const char *fmt, ...)
@@ -73,6 +91,17 @@ void bench_argv_add(GPtrArray *a, const char *fmt, ...)
     va_start(ap, fmt);
     g_ptr_array_add(a, g_strdup_vprintf(fmt, ap));
     va_end(ap);
+}
+
+void bench_qemu_argv(GPtrArray *a, const char *qemu)
+{
+    const char *const args[] = {"-accel",      "kvm",        "-cpu",  "host",
+                                "-nodefaults", "-display",   "none",  "-serial",
+                                "stdio",       "-no-reboot", "-name", "bench,debug-threads=on"};
+    bench_argv_add(a, "%s", qemu);
+    for (unsigned i = 0; i < G_N_ELEMENTS(args); i++) {
+        bench_argv_add(a, "%s", args[i]);
+    }
 }
 
 bool bench_child_spawn(BenchChild *c, char **argv, const char *err_file, GError **errp)
@@ -270,6 +299,21 @@ char *bench_last_line(const char *file)
     return g_strdup(nl ? nl + 1 : text);
 }
 
+bool bench_check_exit(int status, const char *what, const char *err_file, GError **errp)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
+        return true;
+    }
+    g_autofree char *why = bench_last_line(err_file);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
+    g_autofree char *payload = WIFEXITED(status) && code > 1 && code % 2
+                                   ? g_strdup_printf(" (payload exit %d)", code >> 1)
+                                   : g_strdup("");
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s %d%s%s%s", what,
+                WIFEXITED(status) ? "exit status" : "signal", code, payload, *why ? ": " : "", why);
+    return false;
+}
+
 /* ---- JSON in and out --------------------------------------------------- */
 
 JsonNode *bench_json_get(JsonNode *n, const char *member)
@@ -352,6 +396,18 @@ BenchHost bench_host_info(void)
         h.kvm = g_strdup("no VMX/SVM");
     }
     return h;
+}
+
+void bench_json_host(FILE *f, const BenchHost *h, const char *load_start, const char *load_end)
+{
+    fprintf(f, ",\n  \"host\": {");
+    bench_json_num_out(f, "nproc", (double)h->nproc, true);
+    bench_json_str(f, "cpu", h->cpu, true);
+    bench_json_str(f, "kernel", h->kernel, true);
+    bench_json_str(f, "kvm", h->kvm, true);
+    bench_json_str(f, "load_start", load_start, true);
+    bench_json_str(f, "load_end", load_end, false);
+    fprintf(f, "}");
 }
 
 void bench_host_clear(BenchHost *h)

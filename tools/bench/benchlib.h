@@ -22,11 +22,19 @@ double bench_clock_ns(clockid_t clk);
 double bench_timeval_ns(const struct timeval *tv);
 /* The median of @vals (sorted in place), NAN when @n is 0. */
 double bench_median(double *vals, int n);
+/* @samples holds structs of @fields doubles: store each field's median
+ * over the samples where it is not NAN in @out (a struct of the same kind). */
+void bench_medians(const GArray *samples, int fields, double *out);
 
 /* ---- a VMM as a child process --------------------------------------------- */
 
 /* Append a formatted string to an argv array (free function g_free). */
 void bench_argv_add(GPtrArray *a, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* QEMU's command line up to the machine's own options: KVM, the host CPU, no
+ * default devices, the serial port on stdout, no reboot, and vCPU threads
+ * named "CPU N/KVM" (for pinning and per-thread CPU time). */
+void bench_qemu_argv(GPtrArray *a, const char *qemu);
 
 typedef struct BenchChild {
     pid_t pid;
@@ -79,6 +87,10 @@ int bench_pin_threads(pid_t pid, BenchPin pin);
 void bench_thread_cpu_ns(pid_t pid, double *vcpus, double *others);
 /* The last line of @file, for an error message. */
 char *bench_last_line(const char *file);
+/* True if wait status @status is the end of a payload that exited 0 (both
+ * VMMs make it status (0 << 1) | 1); else an error naming @what, the status
+ * (and the payload's own exit value) and @err_file's last line. */
+bool bench_check_exit(int status, const char *what, const char *err_file, GError **errp);
 
 /* ---- JSON in and out --------------------------------------------------- */
 
@@ -99,6 +111,8 @@ typedef struct BenchHost {
 } BenchHost;
 
 BenchHost bench_host_info(void);
+/* Write ,\n  "host": {...} with @h and the load averages. */
+void bench_json_host(FILE *f, const BenchHost *h, const char *load_start, const char *load_end);
 void bench_host_clear(BenchHost *h);
 /* The three load averages, as one string. */
 char *bench_read_load(void);

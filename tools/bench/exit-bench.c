@@ -164,19 +164,7 @@ static GPtrArray *build_argv(Bench *b, const Row *r, long n, const char *stats_f
         bench_argv_add(a, "%s", b->floor);
         break;
     case MODE_QEMU:
-        bench_argv_add(a, "%s", b->qemu);
-        bench_argv_add(a, "-accel");
-        bench_argv_add(a, "kvm");
-        bench_argv_add(a, "-cpu");
-        bench_argv_add(a, "host");
-        bench_argv_add(a, "-nodefaults");
-        bench_argv_add(a, "-display");
-        bench_argv_add(a, "none");
-        bench_argv_add(a, "-serial");
-        bench_argv_add(a, "stdio");
-        bench_argv_add(a, "-no-reboot");
-        bench_argv_add(a, "-name");
-        bench_argv_add(a, "bench,debug-threads=on"); /* vCPU threads named "CPU N/KVM" for -pin */
+        bench_qemu_argv(a, b->qemu);
         bench_argv_add(a, "-device");
         bench_argv_add(a, "isa-debug-exit,iobase=0xf4,iosize=0x4");
         break;
@@ -307,13 +295,12 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
                     (char *)argv->pdata[0], b->timeout_s);
         return false;
     }
-    /* Every VMM here ends a payload's exit 0 with status (0 << 1) | 1. */
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1 || isnan(m.t_go) || isnan(m.t_done)) {
-        g_autofree char *why = bench_last_line(err_file);
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s %d%s%s", (char *)argv->pdata[0],
-                    WIFEXITED(status) ? "exit status" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), *why ? ": " : "",
-                    why);
+    if (!bench_check_exit(status, argv->pdata[0], err_file, errp)) {
+        return false;
+    }
+    if (isnan(m.t_go) || isnan(m.t_done)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: no go/done lines",
+                    (char *)argv->pdata[0]);
         return false;
     }
     if (r->mode == MODE_FLOOR && !floor_counted(err_file, n * r->vcpus, errp)) {
@@ -447,18 +434,7 @@ static void run_row(Bench *b, Row *r)
 /* Each field's median over the samples that have it. */
 static void row_medians(Row *r)
 {
-    double *vals = g_new(double, r->samples->len + 1);
-    for (int f = 0; f < SAMPLE_FIELDS; f++) {
-        int k = 0;
-        for (guint i = 0; i < r->samples->len; i++) {
-            double v = ((double *)&g_array_index(r->samples, Sample, i))[f];
-            if (!isnan(v)) {
-                vals[k++] = v;
-            }
-        }
-        ((double *)&r->med)[f] = bench_median(vals, k);
-    }
-    g_free(vals);
+    bench_medians(r->samples, SAMPLE_FIELDS, (double *)&r->med);
 }
 
 /* ---- derived figures ---------------------------------------------------- */
@@ -632,14 +608,8 @@ static bool write_json(Bench *b, const BenchHost *h, const char *cmdline, const 
     fprintf(f, "{\n  ");
     bench_json_str(f, "benchmark", "exits", true);
     bench_json_str(f, "command", cmdline, false);
-    fprintf(f, ",\n  \"host\": {");
-    bench_json_num_out(f, "nproc", (double)h->nproc, true);
-    bench_json_str(f, "cpu", h->cpu, true);
-    bench_json_str(f, "kernel", h->kernel, true);
-    bench_json_str(f, "kvm", h->kvm, true);
-    bench_json_str(f, "load_start", b->load_start, true);
-    bench_json_str(f, "load_end", b->load_end, false);
-    fprintf(f, "},\n  \"params\": {");
+    bench_json_host(f, h, b->load_start, b->load_end);
+    fprintf(f, ",\n  \"params\": {");
     bench_json_num_out(f, "n", (double)b->n, true);
     bench_json_num_out(f, "user_n", (double)b->user_n, true);
     bench_json_num_out(f, "repeat", b->repeat, true);
