@@ -55,6 +55,12 @@ BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what,
 void block_aio_free(BlockAio *a);
 /* BLOCK_AIO_IO_URING or BLOCK_AIO_THREADS. Any thread. */
 BlockAioBackend block_aio_backend(const BlockAio *a);
+/* After each batch of completions (the @done of every request one wake-up
+ * of the loop, or one drain, found finished) @fn runs on the same thread:
+ * where a device that deferred its interrupts raises one for the batch.
+ * NULL turns it off. The loop's thread, or before the loop runs. */
+typedef void (*block_aio_batch_fn)(void *opaque);
+void block_aio_set_batch_end(BlockAio *a, block_aio_batch_fn fn, void *opaque);
 /* Start @r. Its @done runs later on the loop. The loop's thread only. */
 void block_aio_submit(BlockAio *a, BlockAioReq *r);
 /* Wait until nothing is in flight, running each @done as it completes, on

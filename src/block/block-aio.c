@@ -20,6 +20,8 @@ struct BlockAio {
     EventNotifier done_ev; /* completions to reap: the ring's eventfd, or the workers' */
     EventWatch *watch;
     unsigned inflight; /* loop thread only */
+    block_aio_batch_fn batch_end;
+    void *batch_opaque;
     bool ring_ok;
     struct io_uring ring;
     pthread_t workers[BLOCK_AIO_POOL_THREADS];
@@ -116,27 +118,46 @@ static unsigned block_aio_reap_ring(BlockAio *a)
     return n;
 }
 
+void block_aio_set_batch_end(BlockAio *a, block_aio_batch_fn fn, void *opaque)
+{
+    a->batch_end = fn;
+    a->batch_opaque = opaque;
+}
+
+static void block_aio_batch_done(BlockAio *a, unsigned completed)
+{
+    if (completed && a->batch_end) {
+        a->batch_end(a->batch_opaque);
+    }
+}
+
 static void block_aio_event(void *opaque, int fd, unsigned revents)
 {
     BlockAio *a = opaque;
+    unsigned n = 0;
     event_notifier_test_and_clear(&a->done_ev);
     if (a->ring_ok) {
-        block_aio_reap_ring(a);
+        n += block_aio_reap_ring(a);
     }
-    block_aio_reap_finished(a, false);
+    n += block_aio_reap_finished(a, false);
+    block_aio_batch_done(a, n);
 }
 
 void block_aio_drain(BlockAio *a)
 {
+    unsigned n = 0;
     while (a->inflight > 0) {
-        if (block_aio_reap_finished(a, false)) {
+        unsigned got = block_aio_reap_finished(a, false);
+        if (got) {
+            n += got;
             continue;
         }
         if (!a->ring_ok) {
-            block_aio_reap_finished(a, true);
+            n += block_aio_reap_finished(a, true);
             continue;
         }
-        if (block_aio_reap_ring(a)) {
+        if ((got = block_aio_reap_ring(a))) {
+            n += got;
             continue;
         }
         struct io_uring_cqe *cqe;
@@ -144,9 +165,10 @@ void block_aio_drain(BlockAio *a)
         if (r < 0 && r != -EINTR && r != -EAGAIN) {
             /* Cannot happen with a valid ring; do not spin forever. */
             fprintf(stderr, "kvmloop: %s: waiting for I/O failed: %s\n", a->what, g_strerror(-r));
-            return;
+            break;
         }
     }
+    block_aio_batch_done(a, n);
 }
 
 /* ---- Submission --------------------------------------------------------- */

@@ -20,8 +20,8 @@ typedef struct CpuCounters {
     uint64_t kicks_seen;
     uint64_t lock_wait_ns;
     uint64_t timed;     /* exits timed while statistics were on */
-    uint64_t run_ns;    /* KVM_RUN time of the timed exits, each times its weight */
-    uint64_t handle_ns; /* their handling time, the same way */
+    uint64_t exec_ns;   /* time in cpu_exec() while statistics were on: closed spans */
+    uint64_t handle_ns; /* handling time of the timed exits, each times its weight */
 } CpuCounters;
 
 typedef struct WorkItem {
@@ -53,6 +53,7 @@ struct CpuState {
 
     /* Written only by the vCPU thread, read atomically by anyone. */
     CpuCounters stats;
+    int64_t exec_since;   /* the open span of stats.exec_ns began then; 0: none */
     uint64_t *site_exits; /* [LOCKSTAT_MAX_SITES] */
     int times_live;       /* the thread runs: its CPU times are in /proc */
     uint64_t times_final[2];
@@ -160,16 +161,28 @@ static void stats_since_reset(uint64_t *out, const uint64_t *cur, const uint64_t
     }
 }
 
+/* The part of the vCPU's time in cpu_exec() not yet added to exec_ns. */
+static uint64_t cpu_exec_open_ns(const CpuState *cpu)
+{
+    int64_t since = __atomic_load_n(&cpu->exec_since, __ATOMIC_ACQUIRE);
+    int64_t now = since ? lockstat_now_ns() : 0;
+    return since && now > since ? (uint64_t)(now - since) : 0;
+}
+
 CpuStats cpu_stats(const CpuState *cpu)
 {
     CpuCounters c;
     stats_since_reset((uint64_t *)&c, (const uint64_t *)&cpu->stats, (const uint64_t *)&cpu->base,
                       CPU_COUNTER_WORDS);
+    /* KVM_RUN's share of cpu_exec() is what the handling of exits leaves:
+     * the time between exits varies too much (microseconds to seconds) to
+     * estimate from a sample of them, the handling much less. */
+    uint64_t exec = c.exec_ns + cpu_exec_open_ns(cpu);
     CpuStats s = {
         .kicks_seen = c.kicks_seen,
         .lock_wait_ns = c.lock_wait_ns,
         .timed_exits = c.timed,
-        .run_ns = c.run_ns,
+        .run_ns = exec > c.handle_ns ? exec - c.handle_ns : 0,
         .handle_ns = c.handle_ns,
     };
     memcpy(s.exits, c.exits, sizeof(s.exits));
@@ -241,6 +254,9 @@ void cpu_stats_reset(CpuState *cpu)
     for (unsigned i = 0; i < CPU_COUNTER_WORDS; i++) {
         __atomic_store_n(&base[i], __atomic_load_n(&cur[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
     }
+    /* The open span so far belongs before the reset. */
+    __atomic_store_n(&cpu->base.exec_ns, cpu->base.exec_ns + cpu_exec_open_ns(cpu),
+                     __ATOMIC_RELAXED);
     for (unsigned i = 0; i < LOCKSTAT_MAX_SITES; i++) {
         __atomic_store_n(&cpu->site_base[i], __atomic_load_n(&cpu->site_exits[i], __ATOMIC_RELAXED),
                          __ATOMIC_RELAXED);
@@ -310,10 +326,9 @@ static void cpu_kick_acked(CpuState *cpu)
     }
 }
 
-/* Count an exit made with statistics on by site and, if it was timed from
- * @start, split its time between KVM_RUN and its handling, each counted
- * @weight times (lockstat_sample()). */
-static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, unsigned weight, int64_t start)
+/* Count an exit made with statistics on by site and, if it was timed,
+ * count its handling time @weight times (lockstat_sample()). */
+static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, unsigned weight)
 {
     if (ex->site != LOCKSITE_UNKNOWN && ex->site < LOCKSTAT_MAX_SITES) {
         stat_inc(&cpu->site_exits[ex->site]);
@@ -321,34 +336,53 @@ static void cpu_account_exit(CpuState *cpu, const VcpuExit *ex, unsigned weight,
     if (ex->timed) {
         int64_t now = lockstat_now_ns();
         stat_inc(&cpu->stats.timed);
-        stat_add(&cpu->stats.run_ns, (uint64_t)(ex->run_end_ns - start) * weight);
         stat_add(&cpu->stats.handle_ns, (uint64_t)(now - ex->run_end_ns) * weight);
+    }
+}
+
+/* Open (@on) or close the span of cpu_exec() time counted in exec_ns; a
+ * clock read only when statistics are switched, not per exit. */
+static void cpu_exec_span(CpuState *cpu, bool on)
+{
+    int64_t since = cpu->exec_since;
+    if (on && !since) {
+        __atomic_store_n(&cpu->exec_since, lockstat_now_ns(), __ATOMIC_RELEASE);
+    } else if (!on && since) {
+        /* Closed before added: a reader in between misses the span for a
+         * moment rather than counting it twice. */
+        __atomic_store_n(&cpu->exec_since, 0, __ATOMIC_RELEASE);
+        int64_t now = lockstat_now_ns();
+        stat_add(&cpu->stats.exec_ns, now > since ? (uint64_t)(now - since) : 0);
     }
 }
 
 /* Run the guest until an exit that needs the BQL-side loop. No lock held. */
 static VcpuVerdict cpu_exec(CpuState *cpu)
 {
+    VcpuVerdict v;
     for (;;) {
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_SEQ_CST)) {
             __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_SEQ_CST);
             stat_inc(&cpu->stats.kicks_seen);
             cpu_kick_acked(cpu);
-            return VCPU_INTERRUPTED;
+            v = VCPU_INTERRUPTED;
+            break;
         }
         bool stats = lockstat_enabled();
         unsigned weight = stats ? lockstat_sample() : 0;
         VcpuExit ex = {.site = LOCKSITE_UNKNOWN, .timed = weight != 0};
-        int64_t start = weight ? lockstat_now_ns() : 0;
-        VcpuVerdict v = kvm_vcpu_exec(cpu->vcpu, &ex);
+        cpu_exec_span(cpu, stats);
+        v = kvm_vcpu_exec(cpu->vcpu, &ex);
         stat_inc(&cpu->stats.exits[ex.reason]);
         if (stats) {
-            cpu_account_exit(cpu, &ex, weight, start);
+            cpu_account_exit(cpu, &ex, weight);
         }
         if (v != VCPU_CONTINUE && v != VCPU_INTERRUPTED) {
-            return v;
+            break;
         }
     }
+    cpu_exec_span(cpu, false);
+    return v;
 }
 
 static bool cpu_can_run(const CpuState *cpu)

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kvmloop/lockstat.h"
 #include "kvmloop/rcu.h"
 
 struct IOThread {
@@ -92,6 +93,9 @@ static void *iothread_main(void *opaque)
     iothread_current = t;
     g_autofree char *name = g_strdup_printf("io-%.12s", t->id);
     pthread_setname_np(pthread_self(), name);
+    /* Device locks the iothread's callbacks take are charged to it. */
+    g_autofree char *site = g_strdup_printf("iothread:%s", t->id);
+    lockstat_thread_set_site(lockstat_site_intern(site));
 
     pthread_mutex_lock(&t->lock);
     __atomic_store_n(&t->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);

@@ -227,7 +227,7 @@ void stats_print(Machine *m, FILE *f)
     }
 
     fprintf(f, "vCPUs (wall ms while collection is on%s; CPU time at clock-tick resolution)\n",
-            s->mode == LOCKSTAT_SAMPLED ? ", estimated from the timed exits" : "");
+            s->mode == LOCKSTAT_SAMPLED ? ", kvmloop's share estimated from the timed exits" : "");
     fprintf(f, "  %4s %10s %12s %12s %12s %9s %9s %12s\n", "vcpu", "exits", "KVM_RUN ms",
             "kvmloop ms", "lock wait ms", "user ms", "sys ms", "user ns/exit");
     g_autofree uint64_t *by_site = g_new(uint64_t, LOCKSTAT_MAX_SITES);

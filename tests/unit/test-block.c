@@ -141,6 +141,78 @@ static void test_drain(gconstpointer data)
     unlink(path);
 }
 
+/* The batch-end callback: after the @done of each batch, never before a
+ * @done of its batch, and at most once per batch. */
+typedef struct BatchCount {
+    unsigned batches;
+    unsigned done_at_last_batch;
+    TestReq *reqs;
+    unsigned n;
+} BatchCount;
+
+static void batch_end(void *opaque)
+{
+    BatchCount *c = opaque;
+    unsigned done = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        done += c->reqs[i].done;
+    }
+    /* Something finished since the previous batch ended. */
+    g_assert_cmpuint(done, >, c->done_at_last_batch);
+    c->done_at_last_batch = done;
+    c->batches++;
+}
+
+static void test_batch_end(gconstpointer data)
+{
+    BlockAioBackend want = GPOINTER_TO_INT(data);
+    g_autofree char *path = NULL;
+    int fd = temp_file(&path);
+    EventLoop *loop = event_loop_new(EVENT_LOOP_GLIB, NULL, NULL);
+    BlockAio *a = block_aio_new(loop, want, "test", NULL);
+    enum { N = 32 };
+    static uint8_t bufs[N][512];
+    struct iovec iov[N];
+    TestReq reqs[N];
+    BatchCount c = {.reqs = reqs, .n = N};
+
+    block_aio_set_batch_end(a, batch_end, &c);
+    for (int round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < N; i++) {
+            iov[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
+            reqs[i] = (TestReq){.aio = {.op = BLOCK_OP_WRITE,
+                                        .fd = fd,
+                                        .offset = 512ULL * i,
+                                        .iov = &iov[i],
+                                        .niov = 1,
+                                        .done = test_done}};
+            block_aio_submit(a, &reqs[i].aio);
+        }
+        c.batches = 0;
+        c.done_at_last_batch = 0;
+        if (round == 0) {
+            /* Completions through the loop: one call per wake-up that found some. */
+            for (int i = 0; i < 10000 && c.done_at_last_batch < N; i++) {
+                event_loop_iterate(loop, true);
+            }
+            g_assert_cmpuint(c.batches, >=, 1);
+            g_assert_cmpuint(c.batches, <=, N);
+        } else {
+            /* A drain ends with one call for everything it completed. */
+            block_aio_drain(a);
+            g_assert_cmpuint(c.batches, ==, 1);
+        }
+        g_assert_cmpuint(c.done_at_last_batch, ==, N);
+    }
+    /* Nothing completed: no call. */
+    block_aio_drain(a);
+    g_assert_cmpuint(c.batches, ==, 1);
+    block_aio_free(a);
+    event_loop_free(loop);
+    close(fd);
+    unlink(path);
+}
+
 /* KVMLOOP_NO_IO_URING stands in for a kernel or a seccomp filter without
  * io_uring: auto falls back to the pool, io_uring alone fails with a message. */
 static void test_fallback(void)
@@ -176,6 +248,10 @@ int main(int argc, char **argv)
     g_test_add_data_func("/block/rw/threads", GINT_TO_POINTER(BLOCK_AIO_THREADS), test_rw);
     g_test_add_data_func("/block/drain/io_uring", GINT_TO_POINTER(BLOCK_AIO_IO_URING), test_drain);
     g_test_add_data_func("/block/drain/threads", GINT_TO_POINTER(BLOCK_AIO_THREADS), test_drain);
+    g_test_add_data_func("/block/batch-end/io_uring", GINT_TO_POINTER(BLOCK_AIO_IO_URING),
+                         test_batch_end);
+    g_test_add_data_func("/block/batch-end/threads", GINT_TO_POINTER(BLOCK_AIO_THREADS),
+                         test_batch_end);
     g_test_add_func("/block/fallback", test_fallback);
     g_test_add_func("/block/parse", test_parse);
     return g_test_run();

@@ -51,6 +51,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "benchlib.h"
+
 extern char **environ;
 
 typedef enum {
@@ -133,48 +135,7 @@ typedef struct Bench {
     bool verbose;
 } Bench;
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* The TSC's rate, against CLOCK_MONOTONIC over @ms milliseconds. */
-static double tsc_hz(int ms)
-{
-    double t0 = now_ns();
-    uint64_t c0 = __rdtsc();
-    g_usleep((gulong)ms * 1000);
-    uint64_t c1 = __rdtsc();
-    double t1 = now_ns();
-    return (double)(c1 - c0) / (t1 - t0) * 1e9;
-}
-
-static double clock_ns(clockid_t clk)
-{
-    struct timespec ts;
-    if (clock_gettime(clk, &ts) < 0) {
-        return NAN;
-    }
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static double timeval_ns(const struct timeval *tv)
-{
-    return (double)tv->tv_sec * 1e9 + (double)tv->tv_usec * 1e3;
-}
-
 /* ---- command lines ------------------------------------------------------ */
-
-static void add(GPtrArray *a, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static void add(GPtrArray *a, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_ptr_array_add(a, g_strdup_vprintf(fmt, ap));
-    va_end(ap);
-}
 
 /* The payload's arguments: where each mode's writes go. QEMU gets port 0x80
  * (its ioport80 device, served in userspace under its BQL) and an address
@@ -200,205 +161,46 @@ static GPtrArray *build_argv(Bench *b, const Row *r, long n, const char *stats_f
 
     switch (r->mode) {
     case MODE_FLOOR:
-        add(a, "%s", b->floor);
+        bench_argv_add(a, "%s", b->floor);
         break;
     case MODE_QEMU:
-        add(a, "%s", b->qemu);
-        add(a, "-accel");
-        add(a, "kvm");
-        add(a, "-cpu");
-        add(a, "host");
-        add(a, "-nodefaults");
-        add(a, "-display");
-        add(a, "none");
-        add(a, "-serial");
-        add(a, "stdio");
-        add(a, "-no-reboot");
-        add(a, "-device");
-        add(a, "isa-debug-exit,iobase=0xf4,iosize=0x4");
+        bench_qemu_argv(a, b->qemu);
+        bench_argv_add(a, "-device");
+        bench_argv_add(a, "isa-debug-exit,iobase=0xf4,iosize=0x4");
         break;
     default:
-        add(a, "%s", b->kvmloop);
-        add(a, "-device");
-        add(a, "isa-debug-exit,iobase=0xf4,iosize=0x4");
-        add(a, "-device");
+        bench_argv_add(a, "%s", b->kvmloop);
+        bench_argv_add(a, "-device");
+        bench_argv_add(a, "isa-debug-exit,iobase=0xf4,iosize=0x4");
+        bench_argv_add(a, "-device");
         if (r->mode == MODE_IOEVENTFD) {
-            add(a, "testdev,ioeventfd=on,iothread=io0");
-            add(a, "-object");
-            add(a, "iothread,id=io0");
+            bench_argv_add(a, "testdev,ioeventfd=on,iothread=io0");
+            bench_argv_add(a, "-object");
+            bench_argv_add(a, "iothread,id=io0");
         } else {
-            add(a, "testdev,lock=%s,delay-ns=%d", mode_names[r->mode], r->delay_ns);
+            bench_argv_add(a, "testdev,lock=%s,delay-ns=%d", mode_names[r->mode], r->delay_ns);
         }
         if (b->kvmloop_stats_file) {
-            add(a, "-stats-file");
-            add(a, "%s", stats_file);
-            add(a, "-stats-collect");
-            add(a, "%s", stats_names[r->stats]);
+            bench_argv_add(a, "-stats-file");
+            bench_argv_add(a, "%s", stats_file);
+            bench_argv_add(a, "-stats-collect");
+            bench_argv_add(a, "%s", stats_names[r->stats]);
         }
         break;
     }
-    add(a, "-smp");
-    add(a, "%d", r->vcpus);
-    add(a, "-m");
-    add(a, "64");
-    add(a, "-kernel");
-    add(a, "%s", b->guest);
-    add(a, "-append");
-    add(a, "%s", args);
+    bench_argv_add(a, "-smp");
+    bench_argv_add(a, "%d", r->vcpus);
+    bench_argv_add(a, "-m");
+    bench_argv_add(a, "64");
+    bench_argv_add(a, "-kernel");
+    bench_argv_add(a, "%s", b->guest);
+    bench_argv_add(a, "-append");
+    bench_argv_add(a, "%s", args);
     g_ptr_array_add(a, NULL);
     return a;
 }
 
 /* ---- one run ------------------------------------------------------------ */
-
-typedef struct Child {
-    pid_t pid;
-    int out; /* read end of its stdout */
-    clockid_t cpu_clock;
-    bool have_clock;
-} Child;
-
-static bool child_spawn(Child *c, char **argv, const char *err_file, GError **errp)
-{
-    int p[2];
-    posix_spawn_file_actions_t fa;
-
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        g_set_error(errp, G_FILE_ERROR, g_file_error_from_errno(errno), "pipe: %s",
-                    g_strerror(errno));
-        return false;
-    }
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, err_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int r = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[1]);
-    if (r != 0) {
-        close(p[0]);
-        g_set_error(errp, G_FILE_ERROR, g_file_error_from_errno(r), "cannot run %s: %s", argv[0],
-                    g_strerror(r));
-        return false;
-    }
-    c->out = p[0];
-    c->have_clock = clock_getcpuclockid(c->pid, &c->cpu_clock) == 0;
-    return true;
-}
-
-typedef struct Marks {
-    bool pinned;
-    double t_go, t_done, cpu_go, cpu_done;
-    double cycles; /* the payload's count, NAN if it gave none */
-} Marks;
-
-/* The vCPU index of a thread named @comm: "vcpuN" (kvmloop, kvm-floor) or
- * "CPU N/KVM" (QEMU); -1 for other threads. */
-static int vcpu_of_thread(const char *comm)
-{
-    int n;
-    if (sscanf(comm, "vcpu%d", &n) == 1 || sscanf(comm, "CPU %d/KVM", &n) == 1) {
-        return n;
-    }
-    return -1;
-}
-
-/* Pin each vCPU thread of process @pid to host CPU (index mod CPUs), so that
- * vCPUs run side by side instead of wherever the scheduler's wake-ups put
- * them. Other threads keep every CPU. Returns how many were pinned. */
-static int pin_vcpus(pid_t pid)
-{
-    g_autofree char *dir = g_strdup_printf("/proc/%d/task", (int)pid);
-    GDir *d = g_dir_open(dir, 0, NULL);
-    long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *tid;
-    int pinned = 0;
-
-    if (!d) {
-        return 0;
-    }
-    while ((tid = g_dir_read_name(d))) {
-        g_autofree char *path = g_strdup_printf("%s/%s/comm", dir, tid);
-        g_autofree char *comm = NULL;
-        int idx;
-        if (!g_file_get_contents(path, &comm, NULL, NULL) || (idx = vcpu_of_thread(comm)) < 0) {
-            continue;
-        }
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(idx % MAX(ncpus, 1), &set);
-        pinned += sched_setaffinity((pid_t)atoi(tid), sizeof(set), &set) == 0;
-    }
-    g_dir_close(d);
-    return pinned;
-}
-
-/* Read the child's output to its end, stamping the marker lines as they
- * arrive; with @pin, pin its vCPU threads at the payload's first line (all
- * vCPU threads exist by then, and the writes have not started). False on a
- * timeout (the child is then killed). */
-static bool child_read(Child *c, Marks *m, int timeout_s, GString *out, bool pin)
-{
-    double deadline = now_ns() + timeout_s * 1e9;
-    size_t scanned = 0;
-    char buf[4096];
-
-    for (;;) {
-        struct pollfd pfd = {.fd = c->out, .events = POLLIN};
-        double left = deadline - now_ns();
-        if (left <= 0 || poll(&pfd, 1, (int)(left / 1e6) + 1) == 0) {
-            kill(c->pid, SIGKILL);
-            return false;
-        }
-        ssize_t len = read(c->out, buf, sizeof(buf));
-        double t = now_ns();
-        double cpu = c->have_clock ? clock_ns(c->cpu_clock) : NAN;
-        if (len < 0 && errno == EINTR) {
-            continue;
-        }
-        if (len <= 0) {
-            return true;
-        }
-        g_string_append_len(out, buf, len);
-        /* Whole lines only; a marker split over two reads counts when its
-         * newline arrives. */
-        char *nl;
-        while ((nl = memchr(out->str + scanned, '\n', out->len - scanned))) {
-            size_t end = (size_t)(nl - out->str);
-            if (pin && !m->pinned) {
-                m->pinned = true;
-                pin_vcpus(c->pid);
-            }
-            if (g_strstr_len(out->str + scanned, (gssize)(end - scanned), "bench-exits: go")) {
-                m->t_go = t;
-                m->cpu_go = cpu;
-            } else if (g_strstr_len(out->str + scanned, (gssize)(end - scanned),
-                                    "bench-exits: done")) {
-                unsigned long long cycles;
-                m->t_done = t;
-                m->cpu_done = cpu;
-                if (sscanf(out->str + scanned, "bench-exits: done in %llu cycles", &cycles) == 1) {
-                    m->cycles = (double)cycles;
-                }
-            }
-            scanned = end + 1;
-        }
-    }
-}
-
-static JsonNode *json_get(JsonNode *n, const char *member)
-{
-    if (!n || !JSON_NODE_HOLDS_OBJECT(n)) {
-        return NULL;
-    }
-    return json_object_get_member(json_node_get_object(n), member);
-}
-
-static double json_num(JsonNode *n, const char *member)
-{
-    JsonNode *v = json_get(n, member);
-    return v && JSON_NODE_HOLDS_VALUE(v) ? json_node_get_double(v) : NAN;
-}
 
 /* BQL waits of the exit sites, and the vCPUs' handling time and exits,
  * from a -stats-file document (docs/stats-schema.md, version 1). */
@@ -409,10 +211,10 @@ static bool read_stats(const char *file, Sample *s)
         return false;
     }
     JsonNode *root = json_parser_get_root(p);
-    if (json_num(root, "version") != 1) {
+    if (bench_json_num(root, "version") != 1) {
         return false;
     }
-    JsonNode *locks = json_get(root, "locks"), *vcpus = json_get(root, "vcpus");
+    JsonNode *locks = bench_json_get(root, "locks"), *vcpus = bench_json_get(root, "vcpus");
     if (!locks || !vcpus || !JSON_NODE_HOLDS_ARRAY(locks) || !JSON_NODE_HOLDS_ARRAY(vcpus)) {
         return false;
     }
@@ -420,7 +222,7 @@ static bool read_stats(const char *file, Sample *s)
     JsonArray *la = json_node_get_array(locks);
     for (guint i = 0; i < json_array_get_length(la); i++) {
         JsonNode *l = json_array_get_element(la, i);
-        JsonNode *name = json_get(l, "name"), *sites = json_get(l, "sites");
+        JsonNode *name = bench_json_get(l, "name"), *sites = bench_json_get(l, "sites");
         if (!name || g_strcmp0(json_node_get_string(name), "BQL") || !sites ||
             !JSON_NODE_HOLDS_ARRAY(sites)) {
             continue;
@@ -428,9 +230,9 @@ static bool read_stats(const char *file, Sample *s)
         JsonArray *sa = json_node_get_array(sites);
         for (guint j = 0; j < json_array_get_length(sa); j++) {
             JsonNode *site = json_array_get_element(sa, j);
-            JsonNode *sn = json_get(site, "site");
+            JsonNode *sn = bench_json_get(site, "site");
             if (sn && g_str_has_prefix(json_node_get_string(sn), "exit ")) {
-                s->bql_wait_ns += json_num(site, "wait_ns");
+                s->bql_wait_ns += bench_json_num(site, "wait_ns");
             }
         }
     }
@@ -438,23 +240,11 @@ static bool read_stats(const char *file, Sample *s)
     JsonArray *va = json_node_get_array(vcpus);
     for (guint i = 0; i < json_array_get_length(va); i++) {
         JsonNode *v = json_array_get_element(va, i);
-        s->handle_ns += json_num(v, "handle_ns");
-        s->stat_exits += json_num(v, "exits_total");
-        s->lock_wait_ns += json_num(v, "lock_wait_ns");
+        s->handle_ns += bench_json_num(v, "handle_ns");
+        s->stat_exits += bench_json_num(v, "exits_total");
+        s->lock_wait_ns += bench_json_num(v, "lock_wait_ns");
     }
     return true;
-}
-
-/* The last line of @file, for an error message. */
-static char *last_line(const char *file)
-{
-    g_autofree char *text = NULL;
-    if (!g_file_get_contents(file, &text, NULL, NULL)) {
-        return g_strdup("");
-    }
-    g_strchomp(text);
-    char *nl = strrchr(text, '\n');
-    return g_strdup(nl ? nl + 1 : text);
 }
 
 /* The floor says how many writes it counted; they must be all of them. */
@@ -482,8 +272,8 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
     g_autofree char *err_file = g_build_filename(b->tmpdir, "stderr.txt", NULL);
     g_autoptr(GPtrArray) argv = build_argv(b, r, n, stats_file);
     g_autoptr(GString) out = g_string_new(NULL);
-    Child c = {0};
-    Marks m = {false, NAN, NAN, NAN, NAN, NAN};
+    BenchChild c = {0};
+    BenchMarks m = BENCH_MARKS_INIT;
     struct rusage ru;
     int status;
 
@@ -492,10 +282,11 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
         g_autofree char *cmd = g_strjoinv(" ", (char **)argv->pdata);
         fprintf(stderr, "exit-bench: %s\n", cmd);
     }
-    if (!child_spawn(&c, (char **)argv->pdata, err_file, errp)) {
+    if (!bench_child_spawn(&c, (char **)argv->pdata, err_file, errp)) {
         return false;
     }
-    bool finished = child_read(&c, &m, b->timeout_s, out, b->pin);
+    bool finished = bench_child_read(&c, "bench-exits", &m, b->timeout_s, out,
+                                     b->pin ? BENCH_PIN_VCPUS : BENCH_PIN_NONE);
     close(c.out);
     while (wait4(c.pid, &status, 0, &ru) < 0 && errno == EINTR) {
     }
@@ -504,13 +295,12 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
                     (char *)argv->pdata[0], b->timeout_s);
         return false;
     }
-    /* Every VMM here ends a payload's exit 0 with status (0 << 1) | 1. */
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1 || isnan(m.t_go) || isnan(m.t_done)) {
-        g_autofree char *why = last_line(err_file);
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s %d%s%s", (char *)argv->pdata[0],
-                    WIFEXITED(status) ? "exit status" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), *why ? ": " : "",
-                    why);
+    if (!bench_check_exit(status, argv->pdata[0], err_file, errp)) {
+        return false;
+    }
+    if (isnan(m.t_go) || isnan(m.t_done)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: no go/done lines",
+                    (char *)argv->pdata[0]);
         return false;
     }
     if (r->mode == MODE_FLOOR && !floor_counted(err_file, n * r->vcpus, errp)) {
@@ -519,8 +309,8 @@ static bool run_one(Bench *b, const Row *r, long n, Sample *s, GError **errp)
     *s = (Sample){
         .wall_ns = isnan(m.cycles) ? m.t_done - m.t_go : m.cycles / b->tsc_hz * 1e9,
         .cpu_ns = m.cpu_done - m.cpu_go,
-        .user_ns = timeval_ns(&ru.ru_utime),
-        .sys_ns = timeval_ns(&ru.ru_stime),
+        .user_ns = bench_timeval_ns(&ru.ru_utime),
+        .sys_ns = bench_timeval_ns(&ru.ru_stime),
         .bql_wait_ns = NAN,
         .handle_ns = NAN,
         .stat_exits = NAN,
@@ -641,29 +431,10 @@ static void run_row(Bench *b, Row *r)
     fprintf(stderr, "exit-bench: %s: %s\n", row_label(r, label, sizeof(label)), err->message);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Each field's median over the samples that have it. */
 static void row_medians(Row *r)
 {
-    double *vals = g_new(double, r->samples->len + 1);
-    for (int f = 0; f < SAMPLE_FIELDS; f++) {
-        int k = 0;
-        for (guint i = 0; i < r->samples->len; i++) {
-            double v = ((double *)&g_array_index(r->samples, Sample, i))[f];
-            if (!isnan(v)) {
-                vals[k++] = v;
-            }
-        }
-        qsort(vals, (size_t)k, sizeof(double), cmp_double);
-        ((double *)&r->med)[f] =
-            k == 0 ? NAN : (k % 2 ? vals[k / 2] : (vals[k / 2 - 1] + vals[k / 2]) / 2);
-    }
-    g_free(vals);
+    bench_medians(r->samples, SAMPLE_FIELDS, (double *)&r->med);
 }
 
 /* ---- derived figures ---------------------------------------------------- */
@@ -705,26 +476,17 @@ static Row *find_row(Bench *b, Section sec, Mode mode, bool mmio, int vcpus, int
 
 /* ---- output ------------------------------------------------------------- */
 
-static void fmt(char *buf, size_t len, double v, int decimals)
-{
-    if (isnan(v) || isinf(v)) {
-        g_strlcpy(buf, "-", len);
-    } else {
-        g_snprintf(buf, len, "%.*f", decimals, v);
-    }
-}
-
 static void print_row(const Row *r)
 {
     Figures f = figures(r);
     char c[7][32];
-    fmt(c[0], 32, f.exits_per_s, 0);
-    fmt(c[1], 32, f.wall_ns, 0);
-    fmt(c[2], 32, f.cpu_ns, 0);
-    fmt(c[3], 32, f.user_ns, 0);
-    fmt(c[4], 32, f.handle_ns, 0);
-    fmt(c[5], 32, f.bql_wait_pct, 1);
-    fmt(c[6], 32, f.lock_wait_pct, 1);
+    bench_fmt(c[0], 32, f.exits_per_s, 0);
+    bench_fmt(c[1], 32, f.wall_ns, 0);
+    bench_fmt(c[2], 32, f.cpu_ns, 0);
+    bench_fmt(c[3], 32, f.user_ns, 0);
+    bench_fmt(c[4], 32, f.handle_ns, 0);
+    bench_fmt(c[5], 32, f.bql_wait_pct, 1);
+    bench_fmt(c[6], 32, f.lock_wait_pct, 1);
     printf("| %s | %s | %d | %g | %s | %u/%u | %s | %s | %s | %s | %s | %s | %s |\n",
            mode_names[r->mode], r->mmio ? "mmio" : "pio", r->vcpus, r->delay_ns / 1000.0,
            stats_names[r->stats], r->samples->len, r->samples->len + r->failures, c[0], c[1], c[2],
@@ -776,13 +538,13 @@ static void print_user(Bench *b, int c)
     if (!on) {
         return;
     }
-    fmt(u[0], 32, figures(on).user_ns, 0);
-    fmt(u[1], 32, off ? figures(off).user_ns : NAN, 0);
-    fmt(u[2], 32, q ? figures(q).user_ns : NAN, 0);
-    fmt(u[3], 32, fl ? figures(fl).user_ns : NAN, 0);
-    fmt(a[0], 32, fl ? figures(on).cpu_ns - figures(fl).cpu_ns : NAN, 0);
-    fmt(a[1], 32, fl && q ? figures(q).cpu_ns - figures(fl).cpu_ns : NAN, 0);
-    fmt(h, 32, figures(full ? full : on).handle_ns, 0);
+    bench_fmt(u[0], 32, figures(on).user_ns, 0);
+    bench_fmt(u[1], 32, off ? figures(off).user_ns : NAN, 0);
+    bench_fmt(u[2], 32, q ? figures(q).user_ns : NAN, 0);
+    bench_fmt(u[3], 32, fl ? figures(fl).user_ns : NAN, 0);
+    bench_fmt(a[0], 32, fl ? figures(on).cpu_ns - figures(fl).cpu_ns : NAN, 0);
+    bench_fmt(a[1], 32, fl && q ? figures(q).cpu_ns - figures(fl).cpu_ns : NAN, 0);
+    bench_fmt(h, 32, figures(full ? full : on).handle_ns, 0);
     printf("- user CPU per PIO exit, %d vCPU(s): kvmloop lock=bql %s ns (statistics off: %s), "
            "QEMU %s ns, floor %s ns. CPU above the floor's: kvmloop %s ns, QEMU %s ns. "
            "kvmloop's own account of an exit (KVM_RUN return to next entry, statistics %s): %s "
@@ -821,12 +583,13 @@ static void print_derived(Bench *b)
         double lost = fb.wall_ns - fn.wall_ns;
         double wait = bq->med.bql_wait_ns / (double)(bq->n * v);
         char w[32], pct[32], hb[32], hn[32], hpct[32];
-        fmt(w, 32, wait, 0);
-        fmt(pct, 32, lost > 0 ? wait * 100 / lost : NAN, 0);
-        fmt(hb, 32, fb.handle_ns, 0);
-        fmt(hn, 32, fn.handle_ns, 0);
-        fmt(hpct, 32,
-            fb.handle_ns > fn.handle_ns ? wait * 100 / (fb.handle_ns - fn.handle_ns) : NAN, 0);
+        bench_fmt(w, 32, wait, 0);
+        bench_fmt(pct, 32, lost > 0 ? wait * 100 / lost : NAN, 0);
+        bench_fmt(hb, 32, fb.handle_ns, 0);
+        bench_fmt(hn, 32, fn.handle_ns, 0);
+        bench_fmt(hpct, 32,
+                  fb.handle_ns > fn.handle_ns ? wait * 100 / (fb.handle_ns - fn.handle_ns) : NAN,
+                  0);
         printf("- delay %g us, %d vCPUs: lock=bql loses %.0f ns per exit against lock=none; the "
                "statistics show %s ns of BQL wait per exit (%s %% of the loss). kvmloop's handling "
                "per exit: %s ns with the BQL, %s ns without (the wait is %s %% of the "
@@ -835,27 +598,7 @@ static void print_derived(Bench *b)
     }
 }
 
-static void json_str(FILE *f, const char *key, const char *v, bool comma)
-{
-    g_autofree char *e = g_strescape(v ? v : "", NULL);
-    fprintf(f, "\"%s\": \"%s\"%s", key, e, comma ? ", " : "");
-}
-
-static void json_num_out(FILE *f, const char *key, double v, bool comma)
-{
-    if (isnan(v) || isinf(v)) {
-        fprintf(f, "\"%s\": null%s", key, comma ? ", " : "");
-    } else {
-        fprintf(f, "\"%s\": %.3f%s", key, v, comma ? ", " : "");
-    }
-}
-
-typedef struct Host {
-    long nproc;
-    char *cpu, *kernel, *kvm;
-} Host;
-
-static bool write_json(Bench *b, const Host *h, const char *cmdline, const char *file)
+static bool write_json(Bench *b, const BenchHost *h, const char *cmdline, const char *file)
 {
     FILE *f = fopen(file, "w");
     if (!f) {
@@ -863,44 +606,38 @@ static bool write_json(Bench *b, const Host *h, const char *cmdline, const char 
         return false;
     }
     fprintf(f, "{\n  ");
-    json_str(f, "benchmark", "exits", true);
-    json_str(f, "command", cmdline, false);
-    fprintf(f, ",\n  \"host\": {");
-    json_num_out(f, "nproc", (double)h->nproc, true);
-    json_str(f, "cpu", h->cpu, true);
-    json_str(f, "kernel", h->kernel, true);
-    json_str(f, "kvm", h->kvm, true);
-    json_str(f, "load_start", b->load_start, true);
-    json_str(f, "load_end", b->load_end, false);
-    fprintf(f, "},\n  \"params\": {");
-    json_num_out(f, "n", (double)b->n, true);
-    json_num_out(f, "user_n", (double)b->user_n, true);
-    json_num_out(f, "repeat", b->repeat, true);
-    json_num_out(f, "max_cpus", b->max_cpus, true);
+    bench_json_str(f, "benchmark", "exits", true);
+    bench_json_str(f, "command", cmdline, false);
+    bench_json_host(f, h, b->load_start, b->load_end);
+    fprintf(f, ",\n  \"params\": {");
+    bench_json_num_out(f, "n", (double)b->n, true);
+    bench_json_num_out(f, "user_n", (double)b->user_n, true);
+    bench_json_num_out(f, "repeat", b->repeat, true);
+    bench_json_num_out(f, "max_cpus", b->max_cpus, true);
     fprintf(f, "\"pinned\": %s", b->pin ? "true" : "false");
     fprintf(f, "},\n  \"rows\": [\n");
     for (guint i = 0; i < b->rows->len; i++) {
         Row *r = b->rows->pdata[i];
         Figures g = figures(r);
         fprintf(f, "    {");
-        json_str(f, "section", section_names[r->sec], true);
-        json_str(f, "mode", mode_names[r->mode], true);
-        json_str(f, "io", r->mmio ? "mmio" : "pio", true);
-        json_num_out(f, "vcpus", r->vcpus, true);
-        json_num_out(f, "delay_ns", r->delay_ns, true);
-        json_str(f, "stats", stats_names[r->stats], true);
-        json_num_out(f, "writes_per_vcpu", (double)r->n, true);
-        json_num_out(f, "runs", r->samples->len, true);
-        json_num_out(f, "failures", r->failures, true);
-        json_num_out(f, "exits", g.exits, true);
-        json_num_out(f, "exits_per_s", r->samples->len ? g.exits_per_s : NAN, true);
-        json_num_out(f, "wall_ns_per_exit", r->samples->len ? g.wall_ns : NAN, true);
-        json_num_out(f, "cpu_ns_per_exit", r->samples->len ? g.cpu_ns : NAN, true);
-        json_num_out(f, "user_ns_per_exit", r->samples->len ? g.user_ns : NAN, true);
-        json_num_out(f, "sys_ns_per_exit", r->samples->len ? g.sys_ns : NAN, true);
-        json_num_out(f, "handle_ns_per_exit", r->samples->len ? g.handle_ns : NAN, true);
-        json_num_out(f, "bql_wait_percent", r->samples->len ? g.bql_wait_pct : NAN, true);
-        json_num_out(f, "lock_wait_percent", r->samples->len ? g.lock_wait_pct : NAN, false);
+        bench_json_str(f, "section", section_names[r->sec], true);
+        bench_json_str(f, "mode", mode_names[r->mode], true);
+        bench_json_str(f, "io", r->mmio ? "mmio" : "pio", true);
+        bench_json_num_out(f, "vcpus", r->vcpus, true);
+        bench_json_num_out(f, "delay_ns", r->delay_ns, true);
+        bench_json_str(f, "stats", stats_names[r->stats], true);
+        bench_json_num_out(f, "writes_per_vcpu", (double)r->n, true);
+        bench_json_num_out(f, "runs", r->samples->len, true);
+        bench_json_num_out(f, "failures", r->failures, true);
+        bench_json_num_out(f, "exits", g.exits, true);
+        bench_json_num_out(f, "exits_per_s", r->samples->len ? g.exits_per_s : NAN, true);
+        bench_json_num_out(f, "wall_ns_per_exit", r->samples->len ? g.wall_ns : NAN, true);
+        bench_json_num_out(f, "cpu_ns_per_exit", r->samples->len ? g.cpu_ns : NAN, true);
+        bench_json_num_out(f, "user_ns_per_exit", r->samples->len ? g.user_ns : NAN, true);
+        bench_json_num_out(f, "sys_ns_per_exit", r->samples->len ? g.sys_ns : NAN, true);
+        bench_json_num_out(f, "handle_ns_per_exit", r->samples->len ? g.handle_ns : NAN, true);
+        bench_json_num_out(f, "bql_wait_percent", r->samples->len ? g.bql_wait_pct : NAN, true);
+        bench_json_num_out(f, "lock_wait_percent", r->samples->len ? g.lock_wait_pct : NAN, false);
         fprintf(f, "}%s\n", i + 1 < b->rows->len ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
@@ -957,51 +694,6 @@ static bool write_plot_data(Bench *b, const char *dir)
 
 /* ---- host and options --------------------------------------------------- */
 
-static char *read_load(void)
-{
-    g_autofree char *s = NULL;
-    if (!g_file_get_contents("/proc/loadavg", &s, NULL, NULL)) {
-        return g_strdup("?");
-    }
-    char **w = g_strsplit(s, " ", 4);
-    char *r = g_strdup_printf("%s %s %s", w[0], w[1] ? w[1] : "", w[1] && w[2] ? w[2] : "");
-    g_strfreev(w);
-    return r;
-}
-
-static Host host_info(void)
-{
-    Host h = {.nproc = sysconf(_SC_NPROCESSORS_ONLN)};
-    g_autofree char *info = NULL;
-    struct utsname u;
-    bool vmx = false, svm = false;
-
-    h.cpu = g_strdup("?");
-    if (g_file_get_contents("/proc/cpuinfo", &info, NULL, NULL)) {
-        char **lines = g_strsplit(info, "\n", -1);
-        for (char **l = lines; *l; l++) {
-            if (g_str_has_prefix(*l, "model name") && strchr(*l, ':') && !strcmp(h.cpu, "?")) {
-                g_free(h.cpu);
-                h.cpu = g_strstrip(g_strdup(strchr(*l, ':') + 1));
-            }
-            if (g_str_has_prefix(*l, "flags")) {
-                vmx = vmx || strstr(*l, " vmx") != NULL;
-                svm = svm || strstr(*l, " svm") != NULL;
-            }
-        }
-        g_strfreev(lines);
-    }
-    h.kernel = uname(&u) == 0 ? g_strdup_printf("%s %s", u.sysname, u.release) : g_strdup("?");
-    if (vmx || svm) {
-        h.kvm = g_strdup(vmx ? "kvm_intel (VMX)" : "kvm_amd (SVM)");
-    } else if (g_file_test("/sys/module/kvm_pvm", G_FILE_TEST_IS_DIR)) {
-        h.kvm = g_strdup("kvm_pvm (no VMX/SVM)");
-    } else {
-        h.kvm = g_strdup("no VMX/SVM");
-    }
-    return h;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out, "usage: exit-bench -build DIR [-qemu PATH|none] [-n N] [-user-n N] [-repeat R]\n"
@@ -1013,19 +705,6 @@ static void usage(FILE *out)
                  "  -pin         pin vCPU thread i of every VMM to host CPU i mod nproc\n");
 }
 
-static bool parse_long(const char *opt, const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "exit-bench: %s: '%s' is not a number from %ld to %ld\n", opt, s, min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static bool parse_delays(Bench *b, const char *s)
 {
     if (!strcmp(s, "none")) {
@@ -1034,7 +713,7 @@ static bool parse_delays(Bench *b, const char *s)
     g_auto(GStrv) parts = g_strsplit(s, ",", -1);
     for (char **p = parts; *p; p++) {
         long v;
-        if (!parse_long("-delays", *p, 0, 1000000000, &v)) {
+        if (!bench_parse_long("-delays", *p, 0, 1000000000, &v)) {
             return false;
         }
         int d = (int)v;
@@ -1058,18 +737,6 @@ static bool parse_modes(const char *s, bool *modes)
         modes[m] = true;
     }
     return true;
-}
-
-/* True if @kvmloop's help mentions @what. */
-static bool kvmloop_help_has(const char *kvmloop, const char *what)
-{
-    g_autofree char *out = NULL;
-    char *argv[] = {(char *)kvmloop, "--help", NULL};
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, NULL,
-                      NULL)) {
-        return false;
-    }
-    return out && strstr(out, what);
 }
 
 static bool parse_args(Bench *b, int argc, char **argv, bool *modes, const char **json,
@@ -1103,12 +770,12 @@ static bool parse_args(Bench *b, int argc, char **argv, bool *modes, const char 
         } else if (!strcmp(o, "-qemu")) {
             qemu = val;
         } else if (!strcmp(o, "-n") || !strcmp(o, "-user-n")) {
-            if (!parse_long(o, val, !strcmp(o, "-n"), 100000000, &v)) {
+            if (!bench_parse_long(o, val, !strcmp(o, "-n"), 100000000, &v)) {
                 return false;
             }
             *(!strcmp(o, "-n") ? &b->n : &b->user_n) = v;
         } else if (!strcmp(o, "-repeat") || !strcmp(o, "-max-cpus") || !strcmp(o, "-timeout")) {
-            if (!parse_long(o, val, 1, !strcmp(o, "-max-cpus") ? 16 : 100000, &v)) {
+            if (!bench_parse_long(o, val, 1, !strcmp(o, "-max-cpus") ? 16 : 100000, &v)) {
                 return false;
             }
             *(!strcmp(o, "-repeat")     ? &b->repeat
@@ -1173,6 +840,8 @@ int main(int argc, char **argv)
     const char *json = NULL, *plot_dir = NULL;
     bool delays_given = false;
 
+    g_set_prgname("exit-bench");
+
     for (int m = 0; m < MODE__MAX; m++) {
         modes[m] = true;
     }
@@ -1186,9 +855,9 @@ int main(int argc, char **argv)
         int d[] = {1000, 5000, 20000};
         g_array_append_vals(b.delays, d, G_N_ELEMENTS(d));
     }
-    b.kvmloop_stats_file = kvmloop_help_has(b.kvmloop, "-stats-file");
-    b.kvmloop_stats_full = kvmloop_help_has(b.kvmloop, "on|full|off");
-    b.tsc_hz = tsc_hz(200);
+    b.kvmloop_stats_file = bench_kvmloop_help_has(b.kvmloop, "-stats-file");
+    b.kvmloop_stats_full = bench_kvmloop_help_has(b.kvmloop, "on|full|off");
+    b.tsc_hz = bench_tsc_hz(200);
     b.tmpdir = g_dir_make_tmp("exit-bench-XXXXXX", NULL);
     if (!b.tmpdir) {
         fprintf(stderr, "exit-bench: cannot make a temporary directory\n");
@@ -1196,12 +865,12 @@ int main(int argc, char **argv)
     }
     plan(&b, modes);
 
-    Host h = host_info();
+    BenchHost h = bench_host_info();
     g_autofree char *cmdline = g_strjoinv(" ", argv);
-    b.load_start = read_load();
+    b.load_start = bench_read_load();
     int64_t t0 = g_get_monotonic_time();
     for (int rep = 0; rep < b.repeat; rep++) {
-        g_autofree char *load = read_load();
+        g_autofree char *load = bench_read_load();
         fprintf(stderr, "exit-bench: repetition %d of %d (load %s)\n", rep + 1, b.repeat, load);
         for (guint i = 0; i < b.bases->len; i++) {
             run_row(&b, b.bases->pdata[i]);
@@ -1210,7 +879,7 @@ int main(int argc, char **argv)
             run_row(&b, b.rows->pdata[i]);
         }
     }
-    b.load_end = read_load();
+    b.load_end = bench_read_load();
     int failures = 0;
     for (guint i = 0; i < b.bases->len; i++) {
         row_medians(b.bases->pdata[i]);
@@ -1255,9 +924,7 @@ int main(int argc, char **argv)
     g_free(b.guest);
     g_free(b.load_start);
     g_free(b.load_end);
-    g_free(h.cpu);
-    g_free(h.kernel);
-    g_free(h.kvm);
+    bench_host_clear(&h);
     g_array_free(b.delays, true);
     g_ptr_array_free(b.rows, true);
     g_ptr_array_free(b.bases, true);

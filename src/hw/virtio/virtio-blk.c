@@ -37,10 +37,11 @@ typedef struct VirtioBlk {
     uint64_t sectors;
     char serial[VIRTIO_BLK_ID_BYTES];
     BlockAioBackend aio_want;
-    BlockAio *aio;        /* used on the data-plane thread only */
-    uint32_t epoch;       /* bumped by every reset; device lock */
-    bool quiesced;        /* tear-down: no more interrupts; device lock */
-    VirtioBlkStats stats; /* atomic */
+    BlockAio *aio;           /* used on the data-plane thread only */
+    uint32_t epoch;          /* bumped by every reset; device lock */
+    bool quiesced;           /* tear-down: no more interrupts; device lock */
+    uint32_t notify_pending; /* queues with completions not yet signalled; device lock */
+    VirtioBlkStats stats;    /* atomic */
 } VirtioBlk;
 
 /* One request in flight: a popped chain, the slice of it that holds the data
@@ -65,10 +66,13 @@ static void virtio_blk_stat_add(uint64_t *c)
 
 /* ---- Requests (virtio 1.2, 5.2.6) ---------------------------------------- */
 
-/* The status byte is the last writable byte of the chain (5.2.6.2). Device
- * lock held. */
+/* The status byte is the last writable byte of the chain (5.2.6.2). With
+ * @defer the interrupt waits for the end of the completion batch
+ * (virtio_blk_batch_end()): one for every request the loop found finished
+ * at once, as a driver keeping many requests in flight wants. Device lock
+ * held. */
 static void virtio_blk_complete_locked(VirtioBlk *s, unsigned q, VirtQueueElement *e,
-                                       uint8_t status, uint32_t data_written)
+                                       uint8_t status, uint32_t data_written, bool defer)
 {
     if (status != VIRTIO_BLK_S_OK) {
         virtio_blk_stat_add(&s->stats.errors);
@@ -76,9 +80,25 @@ static void virtio_blk_complete_locked(VirtioBlk *s, unsigned q, VirtQueueElemen
     }
     virtqueue_elem_to_guest(e, e->in_len - 1, &status, 1);
     virtqueue_push(&s->vd.vq[q], e, data_written + 1);
-    if (!s->quiesced) {
+    if (defer) {
+        s->notify_pending |= 1u << q;
+    } else if (!s->quiesced) {
         virtio_notify(&s->vd, q);
     }
+}
+
+/* The end of a batch of I/O completions, on the data-plane loop. */
+static void virtio_blk_batch_end(void *opaque)
+{
+    VirtioBlk *s = opaque;
+    klock_lock(&s->vd.dev.lock);
+    for (uint32_t p = s->notify_pending; p; p &= p - 1) {
+        if (!s->quiesced) {
+            virtio_notify(&s->vd, (unsigned)__builtin_ctz(p));
+        }
+    }
+    s->notify_pending = 0;
+    klock_unlock(&s->vd.dev.lock);
 }
 
 /* Copy the part of @src (@n buffers) that starts @skip bytes in and is @len
@@ -153,7 +173,7 @@ static void virtio_blk_done(BlockAioReq *ar, int64_t ret)
         }
         uint32_t written = ar->op == BLOCK_OP_READ ? (uint32_t)r->len : 0;
         virtio_blk_complete_locked(s, r->q, r->e, ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
-                                   written);
+                                   written, true);
     }
     klock_unlock(&s->vd.dev.lock);
     virtio_blk_req_free(r);
@@ -252,7 +272,7 @@ static bool virtio_blk_request(VirtioBlk *s, unsigned q, VirtQueueElement *e)
         status = VIRTIO_BLK_S_UNSUPP;
         break;
     }
-    virtio_blk_complete_locked(s, q, e, status, written);
+    virtio_blk_complete_locked(s, q, e, status, written, false);
     g_free(e);
     return true;
 }
@@ -282,6 +302,7 @@ static void virtio_blk_reset_queues(VirtioDevice *vd)
 {
     VirtioBlk *s = (VirtioBlk *)vd;
     s->epoch++;
+    s->notify_pending = 0;
 }
 
 /* ---- Realize ------------------------------------------------------------- */
@@ -375,6 +396,9 @@ static void virtio_blk_aio_new(void *opaque)
 {
     VirtioBlkAioNew *a = opaque;
     a->s->aio = block_aio_new(a->s->vd.loop, a->s->aio_want, a->s->vd.dev.id, &a->err);
+    if (a->s->aio) {
+        block_aio_set_batch_end(a->s->aio, virtio_blk_batch_end, a->s);
+    }
 }
 
 static void virtio_blk_aio_free(void *opaque)
