@@ -61,7 +61,7 @@ static void vnet_count(uint64_t *c)
 
 static void vnet_rx_pause(VirtioNet *s, bool paused)
 {
-    if (s->rx_paused != paused) {
+    if (s->watch && s->rx_paused != paused) {
         s->rx_paused = paused;
         event_watch_set_events(s->watch, paused ? 0 : EVENT_IN);
         if (paused) {
@@ -164,10 +164,10 @@ static void vnet_tap_event(void *opaque, int fd, unsigned revents)
 
 /* ---- Transmit ----------------------------------------------------------- */
 
-/* Send one chain: the header as the guest wrote it, minus any request for
- * an offload this device never offered (a checksum it would leave unfilled,
- * a segmentation), then the frame. Returns false for a chain too short to
- * hold a header. */
+/* Send one chain behind a fresh header: with no offload negotiated every
+ * field of the guest's is zero or a request the device never offered (a
+ * checksum to fill in, a segmentation; 5.1.6.2), so none is passed on.
+ * Returns false for a chain too short to hold a header. */
 static bool vnet_tx_one_locked(VirtioNet *s, VirtQueueElement *e)
 {
     struct virtio_net_hdr_mrg_rxbuf hdr;
