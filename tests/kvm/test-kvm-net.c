@@ -224,7 +224,7 @@ static void on_stopped(Machine *m, int status, void *opaque)
     pthread_join(r->host.thread, NULL);
 }
 
-static void run_vm(Run *r, const char *append, bool iothread)
+static void run_vm(Run *r, const char *append, bool iothread, const char *object)
 {
     g_autofree char *k = g_strdup_printf("%s/virtio-net.elf", guest_dir);
     g_autofree char *netdev = g_strdup_printf("tap,id=n0,ifname=%s", r->host.ifname);
@@ -238,7 +238,7 @@ static void run_vm(Run *r, const char *append, bool iothread)
                           "-append",
                           append,
                           "-object",
-                          "iothread,id=io0",
+                          object,
                           "-netdev",
                           netdev,
                           "-device",
@@ -265,6 +265,7 @@ typedef struct NetCase {
     const char *append;
     bool iothread;
     unsigned broken;
+    const char *object; /* the -object iothread, NULL: GLib's loop */
 } NetCase;
 
 /* Frames both ways, a burst larger than the receive ring, one frame too
@@ -275,7 +276,7 @@ static void test_net(gconstpointer data)
     const NetCase *c = data;
     Run r = {0};
     g_snprintf(r.host.ifname, sizeof(r.host.ifname), "kvmloopt%u", (unsigned)getpid() % 100000);
-    run_vm(&r, c->append, c->iothread);
+    run_vm(&r, c->append, c->iothread, c->object ? c->object : "iothread,id=io0");
     if (r.status != 1 || r.host.error) {
         g_printerr("status %d, host: %s\nserial:\n%s\n", r.status,
                    r.host.error ? r.host.error : "ok", r.serial);
@@ -328,10 +329,11 @@ static void net_test_init(void)
 int main(int argc, char **argv)
 {
     static const NetCase cases[] = {
-        {"mode=0", false, 0},
-        {"mode=0", true, 0},
-        {"mode=1", false, 1},
-        {"mode=2", true, 1},
+        {.append = "mode=0"},
+        {.append = "mode=0", .iothread = true},
+        {.append = "mode=1", .broken = 1},
+        {.append = "mode=2", .iothread = true, .broken = 1},
+        {.append = "mode=0", .iothread = true, .object = "iothread,id=io0,loop=libevent"},
     };
     g_test_init(&argc, &argv, NULL);
     guest_dir = kvm_test_init();
@@ -340,5 +342,6 @@ int main(int argc, char **argv)
     g_test_add_data_func("/kvm/net/iothread", &cases[1], test_net);
     g_test_add_data_func("/kvm/net/hostile-tx-short", &cases[2], test_net);
     g_test_add_data_func("/kvm/net/hostile-rx-readonly", &cases[3], test_net);
+    g_test_add_data_func("/kvm/net/iothread-libevent", &cases[4], test_net);
     return g_test_run();
 }
