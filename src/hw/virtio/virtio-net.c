@@ -30,8 +30,9 @@
 /* Frames served per tap readiness callback, so one busy NIC cannot starve
  * the rest of its loop. */
 #define VNET_RX_BATCH 64
-/* The largest frame a tap hands over plus its header: anything longer is
- * cut by the kernel and would be dropped here anyway. */
+/* The largest frame a tap can hand over (an MTU is at most 65535) and its
+ * header: the scratch tail behind a receive chain is this long, so that
+ * readv() always takes the whole frame and reports its true length. */
 #define VNET_MAX_FRAME (65536 + NET_VNET_HDR_LEN)
 
 typedef struct VirtioNet {
