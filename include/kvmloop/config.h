@@ -38,6 +38,7 @@ typedef struct VmConfig {
     GPtrArray *iothreads; /* IOThreadConfig *: -object iothread, ids unique */
     GPtrArray *qmp;       /* QmpEndpoint *: -qmp, socket paths unique, stdio at most once */
     GPtrArray *drives;    /* GHashTable *: virtio-blk-pci properties, one per -drive */
+    GPtrArray *netdevs;   /* NetdevConfig *: -netdev, ids unique, each used by one device */
     bool no_reboot;
     bool start_paused; /* -S: the vCPUs wait for QMP cont */
     bool nographic;

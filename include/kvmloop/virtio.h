@@ -183,4 +183,19 @@ VirtioBlkStats virtio_blk_stats(Device *dev);
  * loop with the BQL, or its iothread). Main thread, BQL held. */
 Chardev *virtio_console_chardev(Device *dev);
 
+/* ---- virtio-net (virtio-net-pci) ------------------------------------------ */
+
+typedef struct VirtioNetStats {
+    uint64_t rx_frames;    /* frames delivered to the guest */
+    uint64_t rx_oversized; /* frames dropped: longer than the receive chain */
+    uint64_t rx_stalls;    /* times the tap watch paused for want of receive buffers */
+    uint64_t tx_frames;    /* frames written to the tap */
+    uint64_t tx_errors;    /* frames the tap refused */
+} VirtioNetStats;
+
+/* The counters of a virtio-net-pci device. Any thread. */
+VirtioNetStats virtio_net_stats(Device *dev);
+/* The name of its tap interface, as the kernel gave it. Main thread. */
+const char *virtio_net_ifname(Device *dev);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "kvmloop/device.h"
 #include "kvmloop/lockstat.h"
+#include "kvmloop/net.h"
 #include "kvmloop/qmp.h"
 
 bool parse_size(const char *s, uint64_t unit, uint64_t *out)
@@ -92,6 +93,8 @@ static const OptDef options[] = {
      "file=IMG[,if=virtio,format=raw,readonly=on,cache=none|writeback,iothread=NAME,id=NAME,"
      "aio=auto|io_uring|threads,num-queues=N,serial=STR]",
      "a virtio disk on a raw image (',,' is a comma in a value)"},
+    {"netdev", OPT_ARG, "tap,id=ID[,ifname=NAME]",
+     "a tap interface for -device virtio-net-pci,netdev=ID (needs CAP_NET_ADMIN)"},
     {"object", OPT_ARG, "iothread,id=NAME[,loop=L]",
      "start an iothread running its own event loop (L: glib or libevent)"},
     {"qmp", OPT_ARG, "unix:PATH,server=on[,wait=off]|stdio",
@@ -349,6 +352,128 @@ static bool parse_drive(VmConfig *cfg, const char *val, GError **errp)
     return true;
 }
 
+static void netdev_config_free(gpointer p)
+{
+    NetdevConfig *nd = p;
+    g_free(nd->id);
+    g_free(nd->ifname);
+    g_free(nd);
+}
+
+/* -netdev tap,id=ID[,ifname=NAME]: QEMU's spelling, tap only. The interface
+ * is opened when the VM is built. */
+static bool parse_netdev(VmConfig *cfg, const char *val, GError **errp)
+{
+    g_autoptr(GPtrArray) parts = split_opts(val);
+    const char *type = parts->pdata[0];
+    const char *id = NULL, *ifname = NULL;
+
+    if (strcmp(type, "tap") != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-netdev: type '%s' is not supported (kvmloop has tap)", type);
+        return false;
+    }
+    for (guint i = 1; i < parts->len; i++) {
+        char *kv = parts->pdata[i];
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-netdev: expected key=value, got '%s'", kv);
+            return false;
+        }
+        *eq = '\0';
+        if (!strcmp(kv, "script") || !strcmp(kv, "downscript")) {
+            if (strcmp(eq + 1, "no") != 0) {
+                g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                            "-netdev: %s= is not supported (kvmloop runs no scripts; configure "
+                            "the interface yourself, or give ifname= of a prepared tap)",
+                            kv);
+                return false;
+            }
+            continue;
+        }
+        const char **slot = !strcmp(kv, "id") ? &id : !strcmp(kv, "ifname") ? &ifname : NULL;
+        if (!slot) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-netdev: unknown option '%s' (tap takes id, ifname)", kv);
+            return false;
+        }
+        if (*slot) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "-netdev: '%s' given twice",
+                        kv);
+            return false;
+        }
+        *slot = eq + 1;
+    }
+    if (!id || !*id) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "-netdev %s: needs id=ID", val);
+        return false;
+    }
+    if (ifname && (!*ifname || strlen(ifname) > 15 || strchr(ifname, '/'))) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-netdev %s: ifname must be 1 to 15 characters without '/'", val);
+        return false;
+    }
+    for (guint i = 0; i < cfg->netdevs->len; i++) {
+        if (!strcmp(((NetdevConfig *)cfg->netdevs->pdata[i])->id, id)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-netdev %s: id '%s' is already in use", val, id);
+            return false;
+        }
+    }
+    NetdevConfig *nd = g_new0(NetdevConfig, 1);
+    nd->id = g_strdup(id);
+    nd->ifname = g_strdup(ifname);
+    g_ptr_array_add(cfg->netdevs, nd);
+    return true;
+}
+
+/* Every virtio-net-pci names a -netdev, and every -netdev has a device. */
+static bool check_netdevs(const VmConfig *cfg, GError **errp)
+{
+    g_autofree bool *used = g_new0(bool, cfg->netdevs->len + 1);
+    for (guint d = 0; d < cfg->devices->len; d++) {
+        g_autoptr(GPtrArray) parts = split_opts(cfg->devices->pdata[d]);
+        if (strcmp(parts->pdata[0], "virtio-net-pci") != 0) {
+            continue;
+        }
+        const char *want = NULL;
+        for (guint i = 1; i < parts->len; i++) {
+            if (g_str_has_prefix(parts->pdata[i], "netdev=")) {
+                want = (const char *)parts->pdata[i] + 7;
+            }
+        }
+        if (!want) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-device %s: needs netdev=ID of a -netdev",
+                        (const char *)cfg->devices->pdata[d]);
+            return false;
+        }
+        guint n = 0;
+        while (n < cfg->netdevs->len &&
+               strcmp(((NetdevConfig *)cfg->netdevs->pdata[n])->id, want)) {
+            n++;
+        }
+        if (n == cfg->netdevs->len) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-device %s: there is no -netdev with id '%s'",
+                        (const char *)cfg->devices->pdata[d], want);
+            return false;
+        }
+        used[n] = true;
+    }
+    for (guint n = 0; n < cfg->netdevs->len; n++) {
+        if (!used[n]) {
+            const char *id = ((NetdevConfig *)cfg->netdevs->pdata[n])->id;
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "-netdev id=%s: no device uses it (add -device virtio-net-pci,netdev=%s)",
+                        id, id);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool apply_option(VmConfig *cfg, const char *name, const char *val, GError **errp)
 {
 #define FAIL(...)                                                                                  \
@@ -422,6 +547,8 @@ static bool apply_option(VmConfig *cfg, const char *name, const char *val, GErro
         g_ptr_array_add(cfg->devices, g_strdup(val));
     } else if (!strcmp(name, "drive")) {
         return parse_drive(cfg, val, errp);
+    } else if (!strcmp(name, "netdev")) {
+        return parse_netdev(cfg, val, errp);
     } else if (!strcmp(name, "object")) {
         return parse_object(cfg, val, errp);
     } else if (!strcmp(name, "qmp")) {
@@ -475,6 +602,7 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     cfg->iothreads = g_ptr_array_new_with_free_func(iothread_config_free);
     cfg->qmp = g_ptr_array_new_with_free_func((GDestroyNotify)qmp_endpoint_free);
     cfg->drives = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
+    cfg->netdevs = g_ptr_array_new_with_free_func(netdev_config_free);
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -504,6 +632,9 @@ bool vm_config_parse(VmConfig *cfg, int argc, char **argv, GError **errp)
     if (!cfg->help && !cfg->version && !cfg->kernel) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "no kernel given: use -kernel FILE (see --help)");
+        return false;
+    }
+    if (!check_netdevs(cfg, errp)) {
         return false;
     }
     if (cfg->start_paused && cfg->qmp->len == 0) {
@@ -551,6 +682,9 @@ void vm_config_clear(VmConfig *cfg)
     }
     if (cfg->drives) {
         g_ptr_array_free(cfg->drives, true);
+    }
+    if (cfg->netdevs) {
+        g_ptr_array_free(cfg->netdevs, true);
     }
     memset(cfg, 0, sizeof(*cfg));
 }

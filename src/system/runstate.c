@@ -14,6 +14,7 @@
 #include "kvmloop/iothread.h"
 #include "kvmloop/lockstat.h"
 #include "kvmloop/machine.h"
+#include "kvmloop/net.h"
 #include "kvmloop/qmp.h"
 #include "kvmloop/rcu.h"
 #include "kvmloop/stats.h"
@@ -180,7 +181,7 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
     QmpMonitor *mon = NULL;
     /* The monitor listens before the machine is built (a bad socket path
      * costs no VM) and serves it before the vCPUs run (no event is missed). */
-    if (iothreads_start(cfg, iothreads, &err) &&
+    if (iothreads_start(cfg, iothreads, &err) && net_init(cfg->netdevs, &err) &&
         (!cfg->qmp || cfg->qmp->len == 0 || (mon = qmp_monitor_new(cfg, loop, &err)))) {
         m = machine_new(cfg, loop, &err);
     }
@@ -254,6 +255,7 @@ int vm_run_hooked(const VmConfig *cfg, const VmHooks *hooks)
         close(sw.fd);
     }
 out_iothreads:
+    net_cleanup();
     iothreads_free(iothreads);
     event_loop_free(loop);
 out_rcu:

@@ -5,7 +5,8 @@
 # reboot-noreboot, panic-noreboot (status 0 under -no-reboot), reboot-once (comes back up once),
 # hammer (two guest CPUs hammer the test device from userspace; the host checks the count),
 # disk (a pattern written to /dev/vda and synced; the host reads the image after poweroff),
-# hwrng (virtio-rng feeds /dev/hwrng), hvc (virtio-console: a line each way on hvc0).
+# hwrng (virtio-rng feeds /dev/hwrng), hvc (virtio-console: a line each way on hvc0),
+# net (virtio-net on a tap: the guest pings the host's address on it; needs root and /dev/net/tun).
 set -u
 KVMLOOP=$1
 GUEST=$2
@@ -128,6 +129,27 @@ hvc)
     grep -q "hvc: hello from the guest" "$tmp/out" || bad "nothing from hvc0 on the host"
     grep -q "hvc: got 'ping from the host'" "$tmp/console" ||
         bad "the guest did not read the host's line: $(grep hvc "$tmp/console")"
+    ;;
+net)
+    if [ "$(id -u)" -ne 0 ] || ! [ -c /dev/net/tun ]; then
+        [ -n "${CI:-}" ] && { echo "FAIL: CI needs root and /dev/net/tun for net" >&2; exit 1; }
+        skip "a tap needs root and /dev/net/tun"
+    fi
+    tap=kvmloopl$(($$ % 100000))
+    run 1 "kvmloop.script=net" -netdev "tap,id=n0,ifname=$tap" -device virtio-net-pci,netdev=n0
+    # kvmloop creates the tap before the guest runs; the host side gets its address then.
+    for _ in $(seq 100); do
+        [ -d "/sys/class/net/$tap" ] && break
+        sleep 0.1
+    done
+    ip addr add 10.213.77.1/24 dev "$tap" && ip link set "$tap" up ||
+        bad "cannot configure $tap on the host"
+    finish
+    [ $st -eq 0 ] || bad "status $st after poweroff, expected 0"
+    grep -q "net: [a-z0-9]* on virtio_net" "$tmp/console" ||
+        bad "no virtio_net interface: $(grep 'net:' "$tmp/console")"
+    replies=$(sed -n 's/.*net: \([0-9]*\) replies.*/\1/p' "$tmp/console")
+    [ "${replies:-0}" -ge 4 ] || bad "${replies:-no} ping replies of 5: $(grep 'net:' "$tmp/console")"
     ;;
 *)
     echo "unknown case $CASE" >&2
