@@ -17,27 +17,6 @@ require_kvm
 K="$GUEST/virtio-blk.elf"
 DX="isa-debug-exit,iobase=0xf4,iosize=0x4"
 
-# expect_error NAME PATTERN ARGS...: exit 1 and one error line matching PATTERN (the warning
-# of hosts without VMX/SVM aside).
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    timeout 30 "$KVMLOOP" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-    local st=$?
-    grep -v "warning: this host's KVM" "$tmp/err" >"$tmp/err1"
-    local lines
-    lines=$(wc -l <"$tmp/err1")
-    if [ "$st" -ne 1 ]; then
-        bad "$name: status $st, expected 1"
-    elif [ "$lines" -ne 1 ]; then
-        bad "$name: $lines lines on stderr, expected 1: $(cat "$tmp/err1")"
-    elif ! grep -q -- "$pattern" "$tmp/err1"; then
-        bad "$name: stderr '$(cat "$tmp/err1")' does not match '$pattern'"
-    else
-        ok
-    fi
-}
-
 img() { truncate -s 1M "$1"; }
 
 img "$tmp/ok.img"

@@ -17,12 +17,11 @@
 #include <glib.h>
 
 #include "kvmloop/chardev.h"
-#include "kvmloop/config.h"
 #include "kvmloop/device.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/virtio.h"
 
-#include "kvm-test.h"
+#include "kvm-test-run.h"
 
 /* What tests/guest/virtio-net.c sends and expects: see its header. */
 #define ETH_TYPE_TEST  0x88b5
@@ -228,12 +227,7 @@ static void run_vm(Run *r, const char *append, bool iothread, const char *object
 {
     g_autofree char *k = g_strdup_printf("%s/virtio-net.elf", guest_dir);
     g_autofree char *netdev = g_strdup_printf("tap,id=n0,ifname=%s", r->host.ifname);
-    const char *argv[] = {"kvmloop",
-                          "-serial",
-                          "capture",
-                          "-device",
-                          "isa-debug-exit,iobase=0xf4,iosize=0x4",
-                          "-kernel",
+    const char *args[] = {"-kernel",
                           k,
                           "-append",
                           append,
@@ -243,15 +237,10 @@ static void run_vm(Run *r, const char *append, bool iothread, const char *object
                           netdev,
                           "-device",
                           iothread ? "virtio-net-pci,id=net0,netdev=n0,iothread=io0"
-                                   : "virtio-net-pci,id=net0,netdev=n0"};
-    VmConfig cfg;
-    g_autoptr(GError) err = NULL;
-    if (!vm_config_parse(&cfg, G_N_ELEMENTS(argv), (char **)argv, &err)) {
-        g_error("bad test command line: %s", err->message);
-    }
+                                   : "virtio-net-pci,id=net0,netdev=n0",
+                          NULL};
     VmHooks hooks = {.started = on_started, .stopped = on_stopped, .opaque = r};
-    r->status = vm_run_hooked(&cfg, &hooks);
-    vm_config_clear(&cfg);
+    r->status = kvm_test_run(args, NULL, &hooks);
 }
 
 static void run_free(Run *r)

@@ -17,33 +17,6 @@ require_kvm
 K="$GUEST/virtio-net.elf"
 NIC="virtio-net-pci,netdev=n0"
 
-# expect_error NAME PATTERN ARGS...: exit 1 and one error line matching PATTERN.
-# expect_error_cmd: the same for a command line that runs kvmloop itself.
-expect_error() {
-    local name=$1 pattern=$2
-    shift 2
-    expect_error_cmd "$name" "$pattern" "$KVMLOOP" "$@"
-}
-
-expect_error_cmd() {
-    local name=$1 pattern=$2
-    shift 2
-    timeout 30 "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-    local st=$?
-    errors >"$tmp/err1"
-    local lines
-    lines=$(wc -l <"$tmp/err1")
-    if [ "$st" -ne 1 ]; then
-        bad "$name: status $st, expected 1: $(cat "$tmp/err1")"
-    elif [ "$lines" -ne 1 ]; then
-        bad "$name: $lines lines on stderr, expected 1: $(cat "$tmp/err1")"
-    elif ! grep -q -- "$pattern" "$tmp/err1"; then
-        bad "$name: stderr '$(cat "$tmp/err1")' does not match '$pattern'"
-    else
-        ok
-    fi
-}
-
 # Caught by the command-line parser: no tap is opened.
 expect_error no-id "needs id=ID" -kernel "$K" -netdev tap -device "$NIC"
 expect_error dup-id "id 'n0' is already in use" -kernel "$K" -netdev tap,id=n0 \

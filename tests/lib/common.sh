@@ -7,6 +7,8 @@
 # ok / bad MESSAGE: count a passed or failed check (in $pass and $fail).
 # errors: $tmp/err without kvmloop's one-line warning about hosts without VMX/SVM.
 # expect_error NAME PATTERN ARGS...: kvmloop on ARGS exits 1 with one line (errors) matching PATTERN.
+# expect_error_cmd NAME PATTERN COMMAND...: the same for a command that runs kvmloop itself
+#   (env VAR=... "$KVMLOOP" ..., setpriv ... "$KVMLOOP" ...).
 
 pass=0
 fail=0
@@ -41,7 +43,13 @@ errors() { grep -v "$HOST_WARNING" "$tmp/err"; }
 expect_error() {
     local name=$1 pattern=$2
     shift 2
-    timeout 60 "$KVMLOOP" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+    expect_error_cmd "$name" "$pattern" "$KVMLOOP" "$@"
+}
+
+expect_error_cmd() {
+    local name=$1 pattern=$2
+    shift 2
+    timeout 60 "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
     local st=$? lines
     lines=$(errors | wc -l)
     if [ "$st" -ne 1 ]; then
