@@ -46,7 +46,10 @@ struct BlockAioReq {
  * results back through an eventfd. "io_uring unavailable" (the ring cannot
  * be set up: seccomp, an old kernel, or the environment variable
  * KVMLOOP_NO_IO_URING=1, which the tests use) makes BLOCK_AIO_AUTO fall
- * back to the workers. Returns NULL with a one-line error naming @what. Call
+ * back to the workers. For tests, KVMLOOP_TEST_IO_DELAY_MS=N makes the
+ * workers sleep N ms (at most 10 s) before each request, so that requests
+ * stay in flight long enough to be caught there. Returns NULL with a
+ * one-line error naming @what. Call
  * it in @loop's context (iothread_run_sync() for an iothread's loop). */
 BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what, GError **errp);
 /* Wait for every request in flight, run their @done, stop watching and
@@ -59,7 +62,8 @@ BlockAioBackend block_aio_backend(const BlockAio *a);
 void block_aio_submit(BlockAio *a, BlockAioReq *r);
 /* Wait until nothing is in flight, running each @done as it completes, on
  * the calling thread. For tear-down and reset: the loop's thread, or any
- * thread while the loop is not running. */
+ * thread while the loop runs no callbacks (it is not running, or it is the
+ * main loop and the caller holds the BQL). */
 void block_aio_drain(BlockAio *a);
 /* Requests submitted and not yet done. The loop's thread. */
 unsigned block_aio_inflight(const BlockAio *a);

@@ -141,11 +141,13 @@ typedef struct BlkCase {
     const char *append;
     bool iothread;
     int smp;
-    int queues;      /* regions written */
-    bool ro;         /* image must stay as it was */
-    long broken;     /* times the device must have been broken */
-    bool errors;     /* IOERR/UNSUPP answers expected */
-    const char *env; /* KVMLOOP_NO_IO_URING */
+    int queues;        /* regions written */
+    bool ro;           /* image must stay as it was */
+    long broken;       /* times the device must have been broken */
+    bool errors;       /* IOERR/UNSUPP answers expected */
+    const char *env;   /* KVMLOOP_NO_IO_URING */
+    bool reset;        /* mode=3: sectors 512-551 hold the pattern too */
+    const char *delay; /* KVMLOOP_TEST_IO_DELAY_MS: a reset must wait for the writes */
 } BlkCase;
 
 static char *blk_image(void)
@@ -161,7 +163,7 @@ static char *blk_image(void)
 }
 
 /* The pattern the payload writes: byte i of sector s is s * 13 + i. */
-static void blk_check_image(const char *path, int regions, bool untouched)
+static void blk_check_image(const char *path, int regions, bool untouched, bool reset)
 {
     g_autofree char *data = NULL;
     gsize len;
@@ -170,7 +172,7 @@ static void blk_check_image(const char *path, int regions, bool untouched)
     for (gsize i = 0; i < len; i++) {
         uint64_t sector = i / 512;
         uint8_t want = 0xee;
-        if (!untouched && sector < 64ULL * regions) {
+        if (!untouched && (sector < 64ULL * regions || (reset && sector >= 512 && sector < 552))) {
             want = (uint8_t)(sector * 13 + i % 512);
         }
         if ((uint8_t)data[i] != want) {
@@ -194,15 +196,24 @@ static void test_blk(gconstpointer data)
     if (c->env) {
         g_setenv("KVMLOOP_NO_IO_URING", "1", TRUE);
     }
+    if (c->delay) {
+        g_setenv("KVMLOOP_TEST_IO_DELAY_MS", c->delay, TRUE);
+    }
     run_vm(&r, (const char *[]){"-kernel", k, "-smp", smp, "-append", c->append, "-object",
                                 "iothread,id=io0", "-drive", drive, NULL});
     g_unsetenv("KVMLOOP_NO_IO_URING");
+    g_unsetenv("KVMLOOP_TEST_IO_DELAY_MS");
     if (r.status != 1) {
         g_error("exit status %d, serial: %s", r.status, r.serial);
     }
     g_assert_nonnull(strstr(r.serial, "virtio-blk: id disk0"));
     g_assert_nonnull(strstr(r.serial, "virtio-blk: ok"));
-    blk_check_image(img, c->queues, c->ro);
+    blk_check_image(img, c->queues, c->ro, c->reset);
+    if (c->delay) {
+        /* The writes were in flight at the reset, which waited for them. */
+        g_assert_cmpuint(r.blk_stats.reset_waits, >=, 1);
+    }
+    g_assert_cmpuint(r.blk_stats.late_completions, ==, 0);
     g_assert_cmpuint(r.stats.broken, ==, c->broken);
     g_assert_false(r.broken);
     g_assert_cmpuint(r.blk_stats.requests, >=, 3);
@@ -234,6 +245,13 @@ static const BlkCase blk_cases[] = {
     {"write/two-queues-iothread", ",num-queues=2,cache=none", "mode=0 queues=2", .iothread = true,
      .smp = 2, .queues = 2},
     {"readonly", ",readonly=on", "mode=1", .ro = true, .errors = true},
+    {"reset-in-flight/io_uring", "", "mode=3", .queues = 1, .reset = true},
+    {"reset-in-flight/main-loop", ",aio=threads", "mode=3", .queues = 1, .reset = true,
+     .delay = "50"},
+    {"reset-in-flight/iothread", ",aio=threads", "mode=3", .iothread = true, .queues = 1,
+     .reset = true, .delay = "50"},
+    {"reset-in-flight/cache-none", ",aio=threads,cache=none", "mode=3", .queues = 1, .reset = true,
+     .delay = "50"},
     {"hostile/short-header", "", "mode=10", .queues = 1, .broken = 1},
     {"hostile/past-end", "", "mode=11", .queues = 1, .errors = true},
     {"hostile/mmio-buffer", "", "mode=12", .queues = 1, .broken = 1},

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,13 @@ typedef struct VirtioBlk {
     uint64_t sectors;
     char serial[VIRTIO_BLK_ID_BYTES];
     BlockAioBackend aio_want;
-    BlockAio *aio;        /* used on the data-plane thread only */
-    uint32_t epoch;       /* bumped by every reset; device lock */
-    bool quiesced;        /* tear-down: no more interrupts; device lock */
-    VirtioBlkStats stats; /* atomic */
+    BlockAio *aio;          /* used on the data-plane thread only */
+    uint32_t epoch;         /* bumped by every reset; device lock */
+    bool quiesced;          /* tear-down: no more interrupts; device lock */
+    unsigned inflight;      /* requests submitted and not done; device lock */
+    unsigned resetting;     /* resets waiting for @inflight to drop to 0; device lock */
+    pthread_cond_t drained; /* @inflight dropped to 0; waited on with the device lock */
+    VirtioBlkStats stats;   /* atomic */
 } VirtioBlk;
 
 /* One request in flight: a popped chain, the slice of it that holds the data
@@ -57,6 +61,10 @@ typedef struct VirtioBlkReq {
     unsigned niov;
     struct iovec iov[]; /* the data part of e's buffers */
 } VirtioBlkReq;
+
+/* The device whose requests the calling thread completes itself, holding its
+ * lock already (a reset draining on the data plane's behalf). */
+static __thread VirtioBlk *virtio_blk_draining;
 
 static void virtio_blk_stat_add(uint64_t *c)
 {
@@ -134,19 +142,23 @@ static void virtio_blk_req_free(VirtioBlkReq *r)
     g_free(r);
 }
 
-/* The I/O finished: on the data-plane loop, without the device lock. A
- * request from before a reset only frees its memory: its chain is no longer
- * the device's to return. */
+/* The I/O finished: on the data-plane loop, without the device lock, or
+ * inside a reset's drain with it. A request from before a reset only frees
+ * its memory: its chain is no longer the device's to return, and the reset
+ * is still waiting for it (see virtio_blk_reset_queues()). */
 static void virtio_blk_done(BlockAioReq *ar, int64_t ret)
 {
     VirtioBlkReq *r = (VirtioBlkReq *)ar;
     VirtioBlk *s = r->s;
     bool ok = ar->op == BLOCK_OP_FLUSH ? ret == 0 : ret >= 0 && (uint64_t)ret == r->len;
+    bool locked = virtio_blk_draining == s;
 
     if (bql_locked()) {
         virtio_blk_stat_add(&s->stats.completions_bql);
     }
-    klock_lock(&s->vd.dev.lock);
+    if (!locked) {
+        klock_lock(&s->vd.dev.lock);
+    }
     if (r->epoch == s->epoch) {
         if (ok && r->bounce && ar->op == BLOCK_OP_READ) {
             iov_copy_in(r->iov, r->niov, r->bounce);
@@ -154,9 +166,25 @@ static void virtio_blk_done(BlockAioReq *ar, int64_t ret)
         uint32_t written = ar->op == BLOCK_OP_READ ? (uint32_t)r->len : 0;
         virtio_blk_complete_locked(s, r->q, r->e, ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
                                    written);
+    } else if (!s->resetting) {
+        /* A reset returned while this was in flight: must not happen. */
+        virtio_blk_stat_add(&s->stats.late_completions);
     }
-    klock_unlock(&s->vd.dev.lock);
+    g_assert(s->inflight > 0);
+    if (--s->inflight == 0) {
+        pthread_cond_broadcast(&s->drained); /* partner: virtio_blk_drain_locked() */
+    }
+    if (!locked) {
+        klock_unlock(&s->vd.dev.lock);
+    }
     virtio_blk_req_free(r);
+}
+
+/* Hand @r to the data plane's BlockAio. Device lock held. */
+static void virtio_blk_submit_locked(VirtioBlk *s, VirtioBlkReq *r)
+{
+    s->inflight++;
+    block_aio_submit(s->aio, &r->aio);
 }
 
 /* Check a read or write against the disk and start it. Returns the status
@@ -203,7 +231,7 @@ static uint8_t virtio_blk_rw(VirtioBlk *s, unsigned q, VirtQueueElement *e, uint
         r->aio.iov = &r->bounce_iov;
         r->aio.niov = 1;
     }
-    block_aio_submit(s->aio, &r->aio);
+    virtio_blk_submit_locked(s, r);
     return VIRTIO_BLK_S_OK;
 }
 
@@ -215,7 +243,7 @@ static void virtio_blk_flush(VirtioBlk *s, unsigned q, VirtQueueElement *e)
     r->q = q;
     r->epoch = s->epoch;
     r->aio = (BlockAioReq){.op = BLOCK_OP_FLUSH, .fd = s->fd, .done = virtio_blk_done};
-    block_aio_submit(s->aio, &r->aio);
+    virtio_blk_submit_locked(s, r);
 }
 
 /* Start one request. Returns false for a chain no request can be: without
@@ -265,6 +293,9 @@ static void virtio_blk_handle(VirtioDevice *vd, unsigned q)
     VirtQueueElement *e;
     int r;
 
+    if (s->resetting) {
+        return; /* the queue is about to be forgotten; leave its buffers be */
+    }
     while ((r = virtqueue_pop(&vd->vq[q], gm, &e)) > 0) {
         if (!virtio_blk_request(s, q, e)) {
             g_free(e);
@@ -277,11 +308,62 @@ static void virtio_blk_handle(VirtioDevice *vd, unsigned q)
     }
 }
 
-/* Requests in flight finish on their own; their chains are forgotten. */
+/* Complete the requests in flight on the calling thread, which holds the
+ * device lock and keeps the data plane's loop from running callbacks. */
+static void virtio_blk_drain_here_locked(VirtioBlk *s)
+{
+    virtio_blk_draining = s;
+    block_aio_drain(s->aio);
+    virtio_blk_draining = NULL;
+}
+
+/*
+ * Wait until every request in flight is done. Device lock held, on a vCPU
+ * (a status write, with only the device lock) or the main thread (a machine
+ * reset, with the BQL too). The lock order is BQL, then device lock, and the
+ * completions take the device lock, so:
+ *  - an iothread serves them and never takes the BQL: sleep on @drained,
+ *    which lets go of the device lock; an iothread that is not running has
+ *    left its loop to us, and we drain it here;
+ *  - the main loop serves them under the BQL: with the BQL held it cannot
+ *    run, so drain here; without it (a vCPU), take it in order and drain
+ *    here rather than wait for the main loop, which may be waiting for this
+ *    vCPU to pause (a machine reset).
+ * The device lock is let go meanwhile: other vCPUs may access the device,
+ * but @resetting keeps the queues from being served.
+ */
+static void virtio_blk_drain_locked(VirtioBlk *s)
+{
+    KLock *lock = &s->vd.dev.lock;
+
+    if (s->vd.iothread && iothread_thread_id(s->vd.iothread) != 0) {
+        while (s->inflight > 0) {
+            klock_cond_wait(lock, &s->drained);
+        }
+    } else if (s->vd.iothread || bql_locked()) {
+        virtio_blk_drain_here_locked(s);
+    } else {
+        klock_unlock(lock);
+        bql_lock();
+        klock_lock(lock);
+        virtio_blk_drain_here_locked(s);
+        bql_unlock();
+    }
+}
+
+/* 4.1.4.3.2: the reset completes only once no request from before it can
+ * still write to the disk or into guest memory; their chains are forgotten. */
 static void virtio_blk_reset_queues(VirtioDevice *vd)
 {
     VirtioBlk *s = (VirtioBlk *)vd;
     s->epoch++;
+    if (!s->aio || s->inflight == 0) {
+        return;
+    }
+    __atomic_fetch_add(&s->stats.reset_waits, s->inflight, __ATOMIC_RELAXED);
+    s->resetting++;
+    virtio_blk_drain_locked(s);
+    s->resetting--;
 }
 
 /* ---- Realize ------------------------------------------------------------- */
@@ -390,6 +472,7 @@ static bool virtio_blk_realize(Device *dev, Machine *m, GError **errp)
     uint64_t nq;
 
     s->fd = -1;
+    pthread_cond_init(&s->drained, NULL);
     if (!virtio_blk_props(s, &nq, errp) || !virtio_blk_open(s, errp)) {
         return false;
     }
@@ -458,6 +541,7 @@ static void virtio_blk_unrealize(Device *dev)
             fprintf(stderr, "kvmloop: %s: close failed: %s\n", dev->id, g_strerror(errno));
         }
     }
+    pthread_cond_destroy(&s->drained);
 }
 
 VirtioBlkStats virtio_blk_stats(Device *dev)
@@ -467,6 +551,8 @@ VirtioBlkStats virtio_blk_stats(Device *dev)
         .requests = __atomic_load_n(&s->stats.requests, __ATOMIC_RELAXED),
         .completions_bql = __atomic_load_n(&s->stats.completions_bql, __ATOMIC_RELAXED),
         .errors = __atomic_load_n(&s->stats.errors, __ATOMIC_RELAXED),
+        .reset_waits = __atomic_load_n(&s->stats.reset_waits, __ATOMIC_RELAXED),
+        .late_completions = __atomic_load_n(&s->stats.late_completions, __ATOMIC_RELAXED),
     };
 }
 
