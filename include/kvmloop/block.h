@@ -70,4 +70,15 @@ unsigned block_aio_inflight(const BlockAio *a);
 /* Parse "auto", "io_uring" or "threads". */
 bool block_aio_backend_parse(const char *s, BlockAioBackend *out);
 
+/* ---- Image files (block-image.c) ----------------------------------------- */
+
+/* Lock the image open at @fd against other processes (OFD locks on bytes
+ * 100, 101 and 201, the bytes QEMU uses for the same meanings): with
+ * @write, exclusively (no other reader or writer); else shared (other
+ * readers, no writer). The lock lasts until @fd is closed. Returns 0,
+ * -EAGAIN when another process holds a conflicting lock, or another -errno
+ * when the file system has no such locks (then nothing is held). Any
+ * thread. */
+int block_image_lock(int fd, bool write);
+
 #endif

@@ -1,5 +1,6 @@
 #!/bin/bash
-# virtio-blk through the kvmloop binary: -drive errors are one line, SIGTERM after a flush loses nothing.
+# virtio-blk through the kvmloop binary: -drive errors are one line, images are locked, SIGTERM
+# after a flush loses nothing.
 set -u
 KVMLOOP=$1
 GUEST=$2
@@ -52,6 +53,52 @@ expect_error bad-aio "unknown aio 'native'" -kernel "$K" -drive "file=$tmp/ok.im
 expect_error bad-queues "num-queues=9 is outside" -kernel "$K" -drive "file=$tmp/ok.img,num-queues=9"
 expect_error dup-id "id 'd' is already in use" -kernel "$K" -drive "file=$tmp/ok.img,id=d" \
     -drive "file=$tmp/ok.img,id=d"
+
+# Image locks: a holder stays up paused (-S, its QMP socket never used) with the image open.
+# Read-write takes the image exclusively, read-only shares it with readers; a conflict is a
+# one-line error at once; locking=off opts out.
+hold() {
+    local name=$1 opts=$2
+    "$KVMLOOP" -S -qmp "unix:$tmp/$name.sock,server=on,wait=off" -kernel "$K" -serial null \
+        -drive "file=$tmp/lock.img,if=virtio,format=raw$opts" 2>"$tmp/$name.err" </dev/null &
+    holder=$!
+    for _ in $(seq 100); do
+        [ -S "$tmp/$name.sock" ] && return
+        sleep 0.1
+    done
+    bad "lock/$name: the holder did not start: $(cat "$tmp/$name.err")"
+}
+release() {
+    kill -TERM "$holder" 2>/dev/null
+    wait "$holder"
+}
+# runs NAME MODE DRIVE-OPTS: the payload runs to its end on the locked image.
+runs() {
+    timeout 60 "$KVMLOOP" -kernel "$K" -device "$DX" -append "mode=$2" -serial "file:$tmp/$1.log" \
+        -drive "file=$tmp/lock.img,if=virtio,format=raw$3" 2>"$tmp/$1.err" </dev/null
+    local st=$?
+    if [ "$st" -eq 1 ] && grep -q "virtio-blk: ok" "$tmp/$1.log"; then
+        ok
+    else
+        bad "lock/$1: status $st: $(cat "$tmp/$1.err" "$tmp/$1.log")"
+    fi
+}
+locked="-drive file=$tmp/lock.img: image is in use by another process (locked)"
+img "$tmp/lock.img"
+hold rw ""
+expect_error lock/rw-rw "$locked" -kernel "$K" -drive "file=$tmp/lock.img,if=virtio,format=raw"
+expect_error lock/rw-ro "$locked" -kernel "$K" -drive "file=$tmp/lock.img,readonly=on"
+expect_error lock/rw-iothread "$locked" -kernel "$K" -object iothread,id=io0 \
+    -drive "file=$tmp/lock.img,iothread=io0,cache=none"
+runs rw-unlocked 0 ",locking=off"
+release
+hold ro ",readonly=on"
+runs ro-ro 1 ",readonly=on"
+expect_error lock/ro-rw "$locked" -kernel "$K" -drive "file=$tmp/lock.img"
+release
+runs free 0 ""
+expect_error lock/bad-value "locking=maybe is not one of on, off" -kernel "$K" \
+    -drive "file=$tmp/lock.img,locking=maybe"
 
 # An image kvmloop may not write: without readonly=on an error, with it the guest runs. Root
 # writes through file modes, so an immutable file stands in where chattr works.

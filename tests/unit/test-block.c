@@ -169,6 +169,32 @@ static void test_parse(void)
     g_assert_false(block_aio_backend_parse("native", &b));
 }
 
+/* OFD locks belong to the open file, so two opens in one process conflict
+ * as two processes would. */
+static void test_lock(void)
+{
+    g_autofree char *path = NULL;
+    close(temp_file(&path));
+    int rw = open(path, O_RDWR);
+    int ro1 = open(path, O_RDONLY);
+    int ro2 = open(path, O_RDONLY);
+    int rw2 = open(path, O_RDWR);
+    g_assert_cmpint(block_image_lock(rw, true), ==, 0);
+    g_assert_cmpint(block_image_lock(rw2, true), ==, -EAGAIN);
+    g_assert_cmpint(block_image_lock(ro1, false), ==, -EAGAIN);
+    close(rw); /* the lock goes with the file */
+    g_assert_cmpint(block_image_lock(ro1, false), ==, 0);
+    g_assert_cmpint(block_image_lock(ro2, false), ==, 0);
+    g_assert_cmpint(block_image_lock(rw2, true), ==, -EAGAIN);
+    close(ro1);
+    g_assert_cmpint(block_image_lock(rw2, true), ==, -EAGAIN);
+    close(ro2);
+    /* A refused lock left nothing behind that would block this one. */
+    g_assert_cmpint(block_image_lock(rw2, true), ==, 0);
+    close(rw2);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -178,5 +204,6 @@ int main(int argc, char **argv)
     g_test_add_data_func("/block/drain/threads", GINT_TO_POINTER(BLOCK_AIO_THREADS), test_drain);
     g_test_add_func("/block/fallback", test_fallback);
     g_test_add_func("/block/parse", test_parse);
+    g_test_add_func("/block/lock", test_lock);
     return g_test_run();
 }

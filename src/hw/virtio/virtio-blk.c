@@ -35,6 +35,7 @@ typedef struct VirtioBlk {
     int fd;
     bool readonly;
     bool direct;
+    bool locking; /* lock the image against other processes (block_image_lock()) */
     uint64_t sectors;
     char serial[VIRTIO_BLK_ID_BYTES];
     BlockAioBackend aio_want;
@@ -380,6 +381,7 @@ static bool virtio_blk_props(VirtioBlk *s, uint64_t *nq, GError **errp)
         return false;
     }
     if (!device_prop_bool(dev, "readonly", false, &s->readonly, errp) ||
+        !device_prop_bool(dev, "locking", true, &s->locking, errp) ||
         !device_prop_u64(dev, "num-queues", 1, nq, errp)) {
         return false;
     }
@@ -403,6 +405,23 @@ static bool virtio_blk_props(VirtioBlk *s, uint64_t *nq, GError **errp)
     const char *serial = device_prop_str(dev, "serial", dev->id);
     /* 5.2.6: up to 20 bytes, NUL-terminated only when shorter. */
     memcpy(s->serial, serial, MIN(strlen(serial), sizeof(s->serial)));
+    return true;
+}
+
+/* Read-write takes the image exclusively, read-only shares it with other
+ * readers. A file system without OFD locks gets a notice, not an error. */
+static bool virtio_blk_lock(VirtioBlk *s, const char *path, GError **errp)
+{
+    int r = block_image_lock(s->fd, !s->readonly);
+    if (r == -EAGAIN) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "-drive file=%s: image is in use by another process (locked)", path);
+        return false;
+    }
+    if (r < 0) {
+        fprintf(stderr, "kvmloop: %s: cannot lock %s (%s); going on without a lock\n", s->vd.dev.id,
+                path, g_strerror(-r));
+    }
     return true;
 }
 
@@ -437,7 +456,7 @@ static bool virtio_blk_open(VirtioBlk *s, GError **errp)
         return false;
     }
     s->sectors = (uint64_t)size / VIRTIO_BLK_SECTOR;
-    return true;
+    return !s->locking || virtio_blk_lock(s, path, errp);
 }
 
 static void virtio_blk_put(uint8_t *cfg, size_t off, uint64_t v, unsigned n)
@@ -557,14 +576,14 @@ VirtioBlkStats virtio_blk_stats(Device *dev)
 }
 
 static const char *const virtio_blk_props_list[] = {
-    "file", "readonly", "cache", "aio", "num-queues", "serial", "iothread", NULL,
+    "file", "readonly", "locking", "cache", "aio", "num-queues", "serial", "iothread", NULL,
 };
 
 const DeviceClass virtio_blk_device_class = {
     .name = "virtio-blk-pci",
     .desc = "virtio disk on a raw image (usually from -drive)",
-    .props_help = "file=PATH,readonly=on|off,cache=none|writeback,aio=auto|io_uring|threads,"
-                  "num-queues=N,serial=STR,iothread=NAME",
+    .props_help = "file=PATH,readonly=on|off,locking=on|off,cache=none|writeback,"
+                  "aio=auto|io_uring|threads,num-queues=N,serial=STR,iothread=NAME",
     .props = virtio_blk_props_list,
     .instance_size = sizeof(VirtioBlk),
     .user_creatable = true,
