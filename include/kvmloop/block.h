@@ -81,4 +81,25 @@ bool block_aio_backend_parse(const char *s, BlockAioBackend *out);
  * thread. */
 int block_image_lock(int fd, bool write);
 
+/* What O_DIRECT asks of a transfer on one file: each buffer's address a
+ * multiple of @mem, each length (and the file offset) a multiple of @io,
+ * the file's logical block size. Powers of two from 512 to 4096. */
+typedef struct BlockDirectAlign {
+    uint32_t mem;
+    uint32_t io;
+} BlockDirectAlign;
+
+/* Find the alignment for @fd, opened with O_DIRECT: a block device's
+ * logical block size (BLKSSZGET); for a file what the kernel reports
+ * (statx STATX_DIOALIGN), else block_direct_probe_by_reads(). Returns 0 or
+ * -errno. Any thread. */
+int block_direct_probe(int fd, BlockDirectAlign *out);
+/* The fallback: the smallest of 512, 1024, 2048, 4096 that an O_DIRECT read
+ * at offset 0 accepts as length, then as buffer alignment. -EINVAL when
+ * none does. Any thread. */
+int block_direct_probe_by_reads(int fd, BlockDirectAlign *out);
+/* Whether @iov (@n buffers) can go to the kernel as it is under @al, or
+ * needs an aligned bounce buffer. Pure. */
+bool block_direct_iov_ok(const struct iovec *iov, unsigned n, const BlockDirectAlign *al);
+
 #endif

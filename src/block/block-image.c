@@ -1,8 +1,12 @@
-/* Image files: advisory locks between processes that share an image. */
+/* Image files: advisory locks between processes that share an image, and O_DIRECT alignment. */
 #include "kvmloop/block.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /*
@@ -60,4 +64,90 @@ int block_image_lock(int fd, bool write)
         fcntl(fd, F_OFD_SETLK, &all);
     }
     return r;
+}
+
+/* ---- O_DIRECT alignment ------------------------------------------------- */
+
+#define BLOCK_ALIGN_MIN 512
+#define BLOCK_ALIGN_MAX 4096
+
+/* Whether a read of @len bytes at @offset into @buf is refused for its
+ * alignment alone (anything else, the end of the file included, is not). */
+static bool block_read_misaligned(int fd, void *buf, size_t len, off_t offset)
+{
+    ssize_t n;
+    do {
+        n = pread(fd, buf, len, offset);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 && errno == EINVAL;
+}
+
+int block_direct_probe_by_reads(int fd, BlockDirectAlign *out)
+{
+    uint8_t *buf = NULL;
+    /* Twice the largest alignment: room for a buffer at @a past an aligned start. */
+    if (posix_memalign((void **)&buf, BLOCK_ALIGN_MAX, 2 * BLOCK_ALIGN_MAX) != 0) {
+        return -ENOMEM;
+    }
+    BlockDirectAlign al = {0, 0};
+    for (uint32_t a = BLOCK_ALIGN_MIN; a <= BLOCK_ALIGN_MAX && !al.io; a *= 2) {
+        if (!block_read_misaligned(fd, buf, a, 0)) {
+            al.io = a;
+        }
+    }
+    for (uint32_t a = BLOCK_ALIGN_MIN; a <= BLOCK_ALIGN_MAX && al.io && !al.mem; a *= 2) {
+        if (!block_read_misaligned(fd, buf + a, al.io, 0)) {
+            al.mem = a;
+        }
+    }
+    free(buf);
+    if (!al.io || !al.mem) {
+        return -EINVAL; /* not even 4096 works: not an O_DIRECT file */
+    }
+    *out = al;
+    return 0;
+}
+
+int block_direct_probe(int fd, BlockDirectAlign *out)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        int logical = 0;
+        if (ioctl(fd, BLKSSZGET, &logical) < 0) {
+            return -errno;
+        }
+        if (logical < BLOCK_ALIGN_MIN || (logical & (logical - 1))) {
+            return -EINVAL;
+        }
+        /* The memory alignment the queue wants (its DMA alignment) is not
+         * available by ioctl; the logical block size always suffices. */
+        BlockDirectAlign al = {.mem = (uint32_t)logical, .io = (uint32_t)logical};
+        struct statx sx;
+        if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+            (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_mem_align) {
+            al.mem = sx.stx_dio_mem_align;
+        }
+        *out = al;
+        return 0;
+    }
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) &&
+        sx.stx_dio_mem_align && sx.stx_dio_offset_align) {
+        *out = (BlockDirectAlign){.mem = sx.stx_dio_mem_align, .io = sx.stx_dio_offset_align};
+        return 0;
+    }
+    return block_direct_probe_by_reads(fd, out);
+}
+
+bool block_direct_iov_ok(const struct iovec *iov, unsigned n, const BlockDirectAlign *al)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if ((uintptr_t)iov[i].iov_base % al->mem || iov[i].iov_len % al->io) {
+            return false;
+        }
+    }
+    return true;
 }

@@ -4,7 +4,8 @@
  *
  * The host gives a disk of at least 1 MiB. The payload negotiates FLUSH (and
  * MQ with queues=2, RO when the device offers it), sets up each queue with
- * its own MSI-X vector, prints the disk's ID ("virtio-blk: id <ID>"), then:
+ * its own MSI-X vector, prints the disk's ID ("virtio-blk: id <ID>") and
+ * block size ("virtio-blk: blk_size <N>"), then:
  *
  *   mode=0  writes the pattern to sectors [64 q, 64 q + 64) from queue q
  *           (queues=2: queue 1 from the second vCPU, at the same time), in
@@ -301,6 +302,7 @@ static int print_id(void)
         return 6;
     }
     serial_printf("virtio-blk: id %s (%u)\n", id, (unsigned)used);
+    serial_printf("virtio-blk: blk_size %u\n", (unsigned)mmio_read32(dev.device + 20));
     return 0;
 }
 

@@ -24,9 +24,8 @@
 #define VIRTIO_BLK_PCI_CLASS   0x010000 /* mass storage, SCSI (as QEMU) */
 #define VIRTIO_BLK_HDR_SIZE    16       /* type, ioprio, sector (5.2.6) */
 #define VIRTIO_BLK_CONFIG_SIZE (offsetof(struct virtio_blk_config, num_queues) + 2)
-/* O_DIRECT wants the buffers, lengths and offsets aligned; guest buffers
- * that are not go through an aligned bounce buffer. */
-#define VIRTIO_BLK_DIRECT_ALIGN 512
+/* O_DIRECT wants the buffers, lengths and offsets aligned (s->align);
+ * guest buffers that are not go through an aligned bounce buffer. */
 #define VIRTIO_BLK_BOUNCE_ALIGN 4096
 
 typedef struct VirtioBlk {
@@ -35,7 +34,8 @@ typedef struct VirtioBlk {
     int fd;
     bool readonly;
     bool direct;
-    bool locking; /* lock the image against other processes (block_image_lock()) */
+    BlockDirectAlign align; /* with @direct: what the image's O_DIRECT asks */
+    bool locking;           /* lock the image against other processes (block_image_lock()) */
     uint64_t sectors;
     char serial[VIRTIO_BLK_ID_BYTES];
     BlockAioBackend aio_want;
@@ -107,17 +107,6 @@ static unsigned iov_slice(const struct iovec *src, unsigned n, size_t skip, size
         skip = 0;
     }
     return out;
-}
-
-static bool iov_aligned(const struct iovec *iov, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        if ((uintptr_t)iov[i].iov_base % VIRTIO_BLK_DIRECT_ALIGN ||
-            iov[i].iov_len % VIRTIO_BLK_DIRECT_ALIGN) {
-            return false;
-        }
-    }
-    return true;
 }
 
 static void iov_copy_out(const struct iovec *iov, unsigned n, uint8_t *buf)
@@ -202,6 +191,11 @@ static uint8_t virtio_blk_rw(VirtioBlk *s, unsigned q, VirtQueueElement *e, uint
     if (write && s->readonly) {
         return VIRTIO_BLK_S_IOERR;
     }
+    /* O_DIRECT on a disk with larger blocks than the driver was told of
+     * (VIRTIO_BLK_F_BLK_SIZE) cannot do part of a block. */
+    if (s->direct && (len % s->align.io || sector * VIRTIO_BLK_SECTOR % s->align.io)) {
+        return VIRTIO_BLK_S_IOERR;
+    }
     unsigned n = e->out_num + e->in_num;
     VirtioBlkReq *r = g_malloc0(sizeof(*r) + n * sizeof(struct iovec));
     r->s = s;
@@ -219,8 +213,8 @@ static uint8_t virtio_blk_rw(VirtioBlk *s, unsigned q, VirtQueueElement *e, uint
         .niov = r->niov,
         .done = virtio_blk_done,
     };
-    if (s->direct && len && !iov_aligned(r->iov, r->niov)) {
-        if (posix_memalign(&r->bounce, VIRTIO_BLK_BOUNCE_ALIGN, len) != 0) {
+    if (s->direct && len && !block_direct_iov_ok(r->iov, r->niov, &s->align)) {
+        if (posix_memalign(&r->bounce, MAX(VIRTIO_BLK_BOUNCE_ALIGN, s->align.mem), len) != 0) {
             r->e = NULL;
             virtio_blk_req_free(r);
             return VIRTIO_BLK_S_IOERR;
@@ -456,6 +450,16 @@ static bool virtio_blk_open(VirtioBlk *s, GError **errp)
         return false;
     }
     s->sectors = (uint64_t)size / VIRTIO_BLK_SECTOR;
+    s->align = (BlockDirectAlign){VIRTIO_BLK_SECTOR, VIRTIO_BLK_SECTOR};
+    if (s->direct) {
+        int r = block_direct_probe(s->fd, &s->align);
+        if (r < 0) {
+            fprintf(stderr,
+                    "kvmloop: %s: cannot find the O_DIRECT alignment of %s (%s); using 4096\n",
+                    dev->id, path, g_strerror(-r));
+            s->align = (BlockDirectAlign){4096, 4096};
+        }
+    }
     return !s->locking || virtio_blk_lock(s, path, errp);
 }
 
@@ -510,7 +514,8 @@ static bool virtio_blk_realize(Device *dev, Machine *m, GError **errp)
     uint8_t *cfg = s->vd.config;
     virtio_blk_put(cfg, offsetof(struct virtio_blk_config, capacity), s->sectors, 8);
     virtio_blk_put(cfg, offsetof(struct virtio_blk_config, seg_max), VIRTIO_BLK_QUEUE_SIZE - 2, 4);
-    virtio_blk_put(cfg, offsetof(struct virtio_blk_config, blk_size), VIRTIO_BLK_SECTOR, 4);
+    /* The logical block size: a driver that honours it sends whole blocks. */
+    virtio_blk_put(cfg, offsetof(struct virtio_blk_config, blk_size), s->align.io, 4);
     virtio_blk_put(cfg, offsetof(struct virtio_blk_config, num_queues), nq, 2);
     if (!virtio_pci_realize(&s->vd, m, &s->ops, errp)) {
         return false;
