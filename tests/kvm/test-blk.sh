@@ -161,13 +161,22 @@ else
 fi
 
 # sigterm NAME DRIVE-OPTS [ARGS...]: the payload flushes the pattern, says so, and keeps writing
-# elsewhere; SIGTERM then ends kvmloop with status 0 and the flushed bytes are in the image.
+# elsewhere; SIGTERM then ends kvmloop with status 0 and the flushed bytes are in the image. The
+# disk's counters are in the -stats table and the -stats-file document, and the image is
+# unlocked again.
+reopens() {
+    timeout 30 "$KVMLOOP" -kernel "$K" -device "$DX" -append mode=1 -serial null \
+        -drive "file=$1,if=virtio,format=raw,readonly=on" 2>/dev/null </dev/null
+    [ $? -eq 1 ]
+}
 sigterm() {
     local name=$1 opts=$2
     shift 2
     img "$tmp/$name.img"
     "$KVMLOOP" -kernel "$K" -device "$DX" -append mode=2 -serial "file:$tmp/$name.log" "$@" \
-        -drive "file=$tmp/$name.img,if=virtio,format=raw$opts" 2>"$tmp/$name.err" </dev/null &
+        -stats -stats-file "$tmp/$name.json" \
+        -drive "file=$tmp/$name.img,if=virtio,format=raw,id=d-$name$opts" 2>"$tmp/$name.err" \
+        </dev/null &
     local pid=$!
     for _ in $(seq 300); do
         grep -q "virtio-blk: flushed" "$tmp/$name.log" 2>/dev/null && break
@@ -189,6 +198,13 @@ sigterm() {
         bad "sigterm/$name: the flushed sectors differ from the reference"
     elif ! grep -q "terminating on signal 15" "$tmp/$name.err"; then
         bad "sigterm/$name: no termination message: $(cat "$tmp/$name.err")"
+    elif ! grep -A2 "^disks" "$tmp/$name.err" | grep -Eq "^  d-$name +[1-9][0-9]* +0 "; then
+        bad "sigterm/$name: no disk counters in -stats: $(grep -A2 "^disks" "$tmp/$name.err")"
+    elif ! grep -A4 '"disks"' "$tmp/$name.json" | grep -q "\"id\" : \"d-$name\"" ||
+        ! grep -q '"late_completions" : 0' "$tmp/$name.json"; then
+        bad "sigterm/$name: no disk counters in -stats-file"
+    elif ! reopens "$tmp/$name.img"; then
+        bad "sigterm/$name: the image cannot be opened again"
     else
         ok
     fi
