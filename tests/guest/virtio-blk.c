@@ -56,7 +56,7 @@
 #define MMIO_HOLE            0xd0000000u
 #define RESET_SECTOR         512
 #define RESET_REQS           5 /* 3 descriptors each in a queue of 16 */
-#define RESET_SETTLE         (1ULL << 25) /* TSC cycles for the device to pop them */
+#define RESET_SETTLE         (1ULL << 26) /* TSC cycles for the device to pop them */
 
 struct blk_hdr {
     uint32_t type, ioprio;
