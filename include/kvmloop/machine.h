@@ -89,6 +89,9 @@ void machine_destroy(Machine *m);
 bool machine_exit_requested(Machine *m, int *status);
 /* A device by id (or class name when no id was given), or NULL. BQL held. */
 Device *machine_find_device(Machine *m, const char *id);
+typedef void (*machine_device_fn)(Device *d, void *opaque);
+/* Call @fn for every device, in creation order. BQL held. */
+void machine_foreach_device(Machine *m, machine_device_fn fn, void *opaque);
 int machine_cpu_count(Machine *m);
 /* Resets completed since start. BQL held. */
 unsigned machine_reset_count(Machine *m);

@@ -167,9 +167,11 @@ bool virtio_device_broken(Device *dev);
 /* ---- virtio-blk (virtio-blk-pci) ------------------------------------------ */
 
 typedef struct VirtioBlkStats {
-    uint64_t requests;        /* requests the driver made */
-    uint64_t completions_bql; /* I/O completions handled with the BQL held */
-    uint64_t errors;          /* answered IOERR or UNSUPP */
+    uint64_t requests;         /* requests the driver made */
+    uint64_t completions_bql;  /* I/O completions handled with the BQL held */
+    uint64_t errors;           /* answered IOERR or UNSUPP */
+    uint64_t reset_waits;      /* requests in flight that a reset waited for */
+    uint64_t late_completions; /* requests done after their reset returned: always 0 */
 } VirtioBlkStats;
 
 /* The counters of a virtio-blk-pci device. Any thread. */

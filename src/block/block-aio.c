@@ -26,7 +26,8 @@ struct BlockAio {
     struct io_uring ring;
     pthread_t workers[BLOCK_AIO_POOL_THREADS];
     unsigned nworkers;
-    bool stopping; /* under lock: workers exit once nothing is pending */
+    unsigned delay_ms; /* KVMLOOP_TEST_IO_DELAY_MS: workers sleep before each request */
+    bool stopping;     /* under lock: workers exit once nothing is pending */
     /* Requests finished off the ring (by workers, or refused at submission),
      * and requests for the workers. Plain pthreads rather than GLib's thread
      * pool: its hand-overs go through futexes ThreadSanitizer cannot see, and
@@ -210,6 +211,9 @@ static int64_t block_aio_rw_sync(BlockAioReq *r)
 static void block_aio_serve(BlockAio *a, BlockAioReq *r)
 {
     int64_t ret;
+    if (a->delay_ms) {
+        g_usleep((gulong)a->delay_ms * 1000);
+    }
     if (r->op == BLOCK_OP_FLUSH) {
         ret = fdatasync(r->fd) < 0 ? -errno : 0;
     } else {
@@ -333,6 +337,10 @@ BlockAio *block_aio_new(EventLoop *loop, BlockAioBackend want, const char *what,
     pthread_cond_init(&a->cond, NULL);
     pthread_cond_init(&a->work, NULL);
     a->pending_tail = &a->pending;
+    const char *delay = g_getenv("KVMLOOP_TEST_IO_DELAY_MS");
+    if (delay) {
+        a->delay_ms = (unsigned)MIN(g_ascii_strtoull(delay, NULL, 10), 10000);
+    }
     int r = event_notifier_init(&a->done_ev, false);
     if (r < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(-r), "%s: eventfd failed: %s", what,

@@ -90,8 +90,8 @@ static const OptDef options[] = {
      "backend of the next serial port (default stdio)"},
     {"device", OPT_ARG, "NAME[,PROP=VALUE...]", "add a device (see the list below)"},
     {"drive", OPT_ARG,
-     "file=IMG[,if=virtio,format=raw,readonly=on,cache=none|writeback,iothread=NAME,id=NAME,"
-     "aio=auto|io_uring|threads,num-queues=N,serial=STR]",
+     "file=IMG[,if=virtio,format=raw,readonly=on,locking=off,cache=none|writeback,"
+     "iothread=NAME,id=NAME,aio=auto|io_uring|threads,num-queues=N,serial=STR]",
      "a virtio disk on a raw image (',,' is a comma in a value)"},
     {"netdev", OPT_ARG, "tap,id=ID[,ifname=NAME]",
      "a tap interface for -device virtio-net-pci,netdev=ID (needs CAP_NET_ADMIN)"},
@@ -279,8 +279,8 @@ static GPtrArray *split_opts(const char *val)
 /* Check one -drive option and turn it into a virtio-blk-pci property. */
 static bool parse_drive_opt(GHashTable *props, const char *key, const char *v, GError **errp)
 {
-    static const char *const passed[] = {"file",       "id",     "iothread", "aio",
-                                         "num-queues", "serial", "readonly", "cache"};
+    static const char *const passed[] = {"file",   "id",       "iothread", "aio",  "num-queues",
+                                         "serial", "readonly", "locking",  "cache"};
     if (!strcmp(key, "if")) {
         if (strcmp(v, "virtio") != 0) {
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
@@ -297,7 +297,8 @@ static bool parse_drive_opt(GHashTable *props, const char *key, const char *v, G
         }
         return true;
     }
-    if ((!strcmp(key, "readonly") && strcmp(v, "on") && strcmp(v, "off")) ||
+    if (((!strcmp(key, "readonly") || !strcmp(key, "locking")) && strcmp(v, "on") &&
+         strcmp(v, "off")) ||
         (!strcmp(key, "cache") && strcmp(v, "none") && strcmp(v, "writeback"))) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "-drive: %s=%s is not one of %s",
                     key, v, !strcmp(key, "cache") ? "none, writeback" : "on, off");

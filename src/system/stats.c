@@ -1,4 +1,5 @@
-/* Statistics reports: lock sites and holders, vCPUs, regions, as tables or as one JSON document. */
+/* Statistics reports: lock sites and holders, vCPUs, regions, disks, as tables or as one JSON
+ * document. */
 #include "kvmloop/stats.h"
 #include "kvmloop/error.h"
 
@@ -12,10 +13,12 @@
 #include "kvmloop/bql.h"
 #include "kvmloop/config.h"
 #include "kvmloop/cpus.h"
+#include "kvmloop/device.h"
 #include "kvmloop/kvm.h"
 #include "kvmloop/lockstat.h"
 #include "kvmloop/machine.h"
 #include "kvmloop/memory.h"
+#include "kvmloop/virtio.h"
 
 /* Holders listed under each site in the table (the JSON has them all). */
 #define STATS_TABLE_HOLDERS 3
@@ -208,6 +211,26 @@ static void print_host(Machine *m, FILE *f)
     }
 }
 
+static bool stats_is_disk(const Device *d)
+{
+    return strcmp(d->cls->name, "virtio-blk-pci") == 0;
+}
+
+static void print_disk(Device *d, void *opaque)
+{
+    if (!stats_is_disk(d)) {
+        return;
+    }
+    VirtioBlkStats b = virtio_blk_stats(d);
+    VirtioStats v = virtio_device_stats(d);
+    fprintf(opaque,
+            "  %-12s %10" G_GUINT64_FORMAT " %7" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT
+            " %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT " %11" G_GUINT64_FORMAT
+            " %5" G_GUINT64_FORMAT " %6" G_GUINT64_FORMAT "\n",
+            d->id, b.requests, b.errors, b.completions_bql, v.notifies, v.notifies_bql,
+            b.reset_waits, b.late_completions, v.broken);
+}
+
 void stats_print(Machine *m, FILE *f)
 {
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
@@ -249,6 +272,9 @@ void stats_print(Machine *m, FILE *f)
             " writes; bad size: io %" G_GUINT64_FORMAT ", memory %" G_GUINT64_FORMAT "\n",
             io.unassigned_reads, io.unassigned_writes, mem.unassigned_reads, mem.unassigned_writes,
             io.bad_size, mem.bad_size);
+    fprintf(f, "disks\n  %-12s %10s %7s %10s %10s %10s %11s %5s %6s\n", "id", "requests", "errors",
+            "done BQL", "doorbells", "bells BQL", "reset waits", "late", "broken");
+    machine_foreach_device(m, print_disk, f);
     print_host(m, f);
 }
 
@@ -418,6 +444,28 @@ static void json_space(JsonBuilder *b, AddressSpace *as)
     json_builder_end_object(b);
 }
 
+static void json_disk(Device *d, void *opaque)
+{
+    JsonBuilder *b = opaque;
+    if (!stats_is_disk(d)) {
+        return;
+    }
+    VirtioBlkStats st = virtio_blk_stats(d);
+    VirtioStats v = virtio_device_stats(d);
+    json_builder_begin_object(b);
+    json_member_str(b, "id", d->id);
+    json_member_int(b, "requests", st.requests);
+    json_member_int(b, "errors", st.errors);
+    json_member_int(b, "completions_bql", st.completions_bql);
+    json_member_int(b, "notifies", v.notifies);
+    json_member_int(b, "notifies_bql", v.notifies_bql);
+    json_member_int(b, "interrupts", v.interrupts);
+    json_member_int(b, "broken", v.broken);
+    json_member_int(b, "reset_waits", st.reset_waits);
+    json_member_int(b, "late_completions", st.late_completions);
+    json_builder_end_object(b);
+}
+
 JsonNode *stats_to_json(Machine *m)
 {
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
@@ -463,6 +511,11 @@ JsonNode *stats_to_json(Machine *m)
     json_builder_begin_array(b);
     json_space(b, machine_pio(m));
     json_space(b, machine_mmio(m));
+    json_builder_end_array(b);
+
+    json_builder_set_member_name(b, "disks");
+    json_builder_begin_array(b);
+    machine_foreach_device(m, json_disk, b);
     json_builder_end_array(b);
 
     json_builder_end_object(b);

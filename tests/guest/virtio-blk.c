@@ -4,7 +4,8 @@
  *
  * The host gives a disk of at least 1 MiB. The payload negotiates FLUSH (and
  * MQ with queues=2, RO when the device offers it), sets up each queue with
- * its own MSI-X vector, prints the disk's ID ("virtio-blk: id <ID>"), then:
+ * its own MSI-X vector, prints the disk's ID ("virtio-blk: id <ID>") and
+ * block size ("virtio-blk: blk_size <N>"), then:
  *
  *   mode=0  writes the pattern to sectors [64 q, 64 q + 64) from queue q
  *           (queues=2: queue 1 from the second vCPU, at the same time), in
@@ -13,6 +14,10 @@
  *   mode=1  read-only disk: a write answers IOERR, a read and a flush work.
  *   mode=2  as 0, then prints "virtio-blk: flushed" and keeps rewriting
  *           sectors 256-263 (never flushed) until the host stops it.
+ *   mode=3  fills queue 0 with writes of 0x5a to sectors 512-551, resets
+ *           the device right after the doorbell, checks that the status
+ *           reads 0, sets the device up again and writes, flushes and reads
+ *           back the pattern in sectors 512-551; then as 0.
  *   mode=10 a header shorter than 16 bytes: the device breaks.
  *   mode=11 a read past the last sector, and one that is not a whole
  *           sector: both IOERR, the device keeps working.
@@ -26,7 +31,7 @@
  * 4 queue too small; 5 a request timed out; 6 a request failed; 7 data
  * read back differs; 8 device not marked broken; 9 wrong status for a bad
  * request; 10 no MSI in the IRR; 11 the second vCPU failed; 12 RO not
- * offered on a read-only disk; 13 bad mode.
+ * offered on a read-only disk; 13 bad mode; 14 status not 0 after reset.
  */
 #include "lib/virtio.h"
 
@@ -49,6 +54,9 @@
 #define TIMEOUT              (1ULL << 34)
 #define STATUS_TIMEOUT       0xff
 #define MMIO_HOLE            0xd0000000u
+#define RESET_SECTOR         512
+#define RESET_REQS           5 /* 3 descriptors each in a queue of 16 */
+#define RESET_SETTLE         (1ULL << 26) /* TSC cycles for the device to pop them */
 
 struct blk_hdr {
     uint32_t type, ioprio;
@@ -107,13 +115,13 @@ static uint8_t blk_request(struct blkq *b, uint32_t type, uint64_t sector, void 
     return b->status;
 }
 
-/* Write then read back the region of queue @qi. Every other request's data
- * sits at an odd address (a bounce buffer with cache=none). */
-static int blk_region(unsigned qi)
+/* Write then read back the pattern in sectors [@first, @first + @n) through
+ * queue @qi. Every other request's data sits at an odd address (a bounce
+ * buffer with cache=none). */
+static int blk_range(unsigned qi, uint64_t first, uint64_t n)
 {
     struct blkq *b = &queues[qi];
-    uint64_t first = (uint64_t)REGION_SECTORS * qi;
-    for (uint64_t s = first; s < first + REGION_SECTORS; s += CHUNK / SECTOR) {
+    for (uint64_t s = first; s < first + n; s += CHUNK / SECTOR) {
         uint8_t *data = b->buf + ((s / 8) % 2 ? 1 : 0);
         for (unsigned i = 0; i < CHUNK; i++) {
             data[i] = pattern(s + i / SECTOR, i % SECTOR);
@@ -126,7 +134,7 @@ static int blk_region(unsigned qi)
     if (blk_request(b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, NULL) != VIRTIO_BLK_S_OK) {
         return 6;
     }
-    for (uint64_t s = first; s < first + REGION_SECTORS; s += CHUNK / SECTOR) {
+    for (uint64_t s = first; s < first + n; s += CHUNK / SECTOR) {
         uint8_t *data = b->buf + ((s / 8) % 2 ? 3 : 0);
         uint32_t used = 0;
         memset(data, 0, CHUNK);
@@ -141,6 +149,11 @@ static int blk_region(unsigned qi)
         }
     }
     return 0;
+}
+
+static int blk_region(unsigned qi)
+{
+    return blk_range(qi, (uint64_t)REGION_SECTORS * qi, REGION_SECTORS);
 }
 
 static void ap_main(int cpu)
@@ -244,6 +257,42 @@ static int hostile(long mode)
     }
 }
 
+static struct blk_hdr reset_hdr[RESET_REQS];
+static volatile uint8_t reset_status[RESET_REQS];
+static uint8_t reset_buf[CHUNK] __attribute__((aligned(4096)));
+
+/* mode=3: a reset with writes in flight. Whatever the device did with them,
+ * none may land after the reset, so the pattern written next stays. */
+static int reset_in_flight(unsigned nq)
+{
+    struct vq *q = &queues[0].q;
+    memset(reset_buf, 0x5a, CHUNK);
+    for (unsigned i = 0; i < RESET_REQS; i++) {
+        uint16_t d = (uint16_t)(3 * i);
+        reset_hdr[i] = (struct blk_hdr){VIRTIO_BLK_T_OUT, 0, RESET_SECTOR + 8 * i};
+        reset_status[i] = STATUS_TIMEOUT;
+        q->desc[d] = (struct vring_desc){(uintptr_t)&reset_hdr[i], sizeof(reset_hdr[i]),
+                                         VRING_DESC_F_NEXT, (uint16_t)(d + 1)};
+        q->desc[d + 1] =
+            (struct vring_desc){(uintptr_t)reset_buf, CHUNK, VRING_DESC_F_NEXT, (uint16_t)(d + 2)};
+        q->desc[d + 2] = (struct vring_desc){(uintptr_t)&reset_status[i], 1, VRING_DESC_F_WRITE, 0};
+        vq_submit(q, d);
+    }
+    vq_kick(q);
+    /* The doorbell may reach the device through an eventfd: give it time to
+     * start the writes. */
+    uint64_t t0 = rdtsc();
+    while (rdtsc() - t0 < RESET_SETTLE) {
+        cpu_pause();
+    }
+    virtio_set_status(&dev, 0);
+    if (virtio_status(&dev) != 0) {
+        return 14;
+    }
+    int r = start(nq, false);
+    return r ? r : blk_range(0, RESET_SECTOR, 8 * RESET_REQS);
+}
+
 static int print_id(void)
 {
     char id[21];
@@ -253,6 +302,7 @@ static int print_id(void)
         return 6;
     }
     serial_printf("virtio-blk: id %s (%u)\n", id, (unsigned)used);
+    serial_printf("virtio-blk: blk_size %u\n", (unsigned)mmio_read32(dev.device + 20));
     return 0;
 }
 
@@ -291,6 +341,10 @@ int main(const char *cmdline)
             return r;
         }
         if ((r = start(nq, false))) {
+            return r;
+        }
+    } else if (mode == 3) {
+        if ((r = reset_in_flight(nq))) {
             return r;
         }
     } else if (mode != 0 && mode != 2) {

@@ -26,6 +26,10 @@ typedef struct Run {
     bool broken;
     bool blk;
     VirtioBlkStats blk_stats;
+    unsigned resets;
+    /* Optional: after the vCPUs started, with this Run as @opaque. */
+    void (*started)(Machine *m, EventLoop *loop, void *opaque);
+    void *started_data;
 } Run;
 
 static const char *guest_dir;
@@ -46,12 +50,13 @@ static void on_stopped(Machine *m, int status, void *opaque)
     if (r->blk) {
         r->blk_stats = virtio_blk_stats(d);
     }
+    r->resets = machine_reset_count(m);
 }
 
 /* kvmloop on @args plus a capturing serial port and debug-exit. */
 static void run_vm(Run *r, const char *const *args)
 {
-    VmHooks hooks = {.stopped = on_stopped, .opaque = r};
+    VmHooks hooks = {.started = r->started, .stopped = on_stopped, .opaque = r};
     r->status = kvm_test_run(args, NULL, &hooks);
 }
 
@@ -126,11 +131,13 @@ typedef struct BlkCase {
     const char *append;
     bool iothread;
     int smp;
-    int queues;      /* regions written */
-    bool ro;         /* image must stay as it was */
-    long broken;     /* times the device must have been broken */
-    bool errors;     /* IOERR/UNSUPP answers expected */
-    const char *env; /* KVMLOOP_NO_IO_URING */
+    int queues;        /* regions written */
+    bool ro;           /* image must stay as it was */
+    long broken;       /* times the device must have been broken */
+    bool errors;       /* IOERR/UNSUPP answers expected */
+    const char *env;   /* KVMLOOP_NO_IO_URING */
+    bool reset;        /* mode=3: sectors 512-551 hold the pattern too */
+    const char *delay; /* KVMLOOP_TEST_IO_DELAY_MS: a reset must wait for the writes */
 } BlkCase;
 
 static char *blk_image(void)
@@ -146,7 +153,7 @@ static char *blk_image(void)
 }
 
 /* The pattern the payload writes: byte i of sector s is s * 13 + i. */
-static void blk_check_image(const char *path, int regions, bool untouched)
+static void blk_check_image(const char *path, int regions, bool untouched, bool reset)
 {
     g_autofree char *data = NULL;
     gsize len;
@@ -155,7 +162,7 @@ static void blk_check_image(const char *path, int regions, bool untouched)
     for (gsize i = 0; i < len; i++) {
         uint64_t sector = i / 512;
         uint8_t want = 0xee;
-        if (!untouched && sector < 64ULL * regions) {
+        if (!untouched && (sector < 64ULL * regions || (reset && sector >= 512 && sector < 552))) {
             want = (uint8_t)(sector * 13 + i % 512);
         }
         if ((uint8_t)data[i] != want) {
@@ -179,15 +186,24 @@ static void test_blk(gconstpointer data)
     if (c->env) {
         g_setenv("KVMLOOP_NO_IO_URING", "1", TRUE);
     }
+    if (c->delay) {
+        g_setenv("KVMLOOP_TEST_IO_DELAY_MS", c->delay, TRUE);
+    }
     run_vm(&r, (const char *[]){"-kernel", k, "-smp", smp, "-append", c->append, "-object",
                                 "iothread,id=io0", "-drive", drive, NULL});
     g_unsetenv("KVMLOOP_NO_IO_URING");
+    g_unsetenv("KVMLOOP_TEST_IO_DELAY_MS");
     if (r.status != 1) {
         g_error("exit status %d, serial: %s", r.status, r.serial);
     }
     g_assert_nonnull(strstr(r.serial, "virtio-blk: id disk0"));
     g_assert_nonnull(strstr(r.serial, "virtio-blk: ok"));
-    blk_check_image(img, c->queues, c->ro);
+    blk_check_image(img, c->queues, c->ro, c->reset);
+    if (c->delay) {
+        /* The writes were in flight at the reset, which waited for them. */
+        g_assert_cmpuint(r.blk_stats.reset_waits, >=, 1);
+    }
+    g_assert_cmpuint(r.blk_stats.late_completions, ==, 0);
     g_assert_cmpuint(r.stats.broken, ==, c->broken);
     g_assert_false(r.broken);
     g_assert_cmpuint(r.blk_stats.requests, >=, 3);
@@ -219,12 +235,98 @@ static const BlkCase blk_cases[] = {
     {"write/two-queues-iothread", ",num-queues=2,cache=none", "mode=0 queues=2", .iothread = true,
      .smp = 2, .queues = 2},
     {"readonly", ",readonly=on", "mode=1", .ro = true, .errors = true},
+    {"reset-in-flight/io_uring", "", "mode=3", .queues = 1, .reset = true},
+    {"reset-in-flight/main-loop", ",aio=threads", "mode=3", .queues = 1, .reset = true,
+     .delay = "100"},
+    {"reset-in-flight/iothread", ",aio=threads", "mode=3", .iothread = true, .queues = 1,
+     .reset = true, .delay = "100"},
+    {"reset-in-flight/cache-none", ",aio=threads,cache=none", "mode=3", .queues = 1, .reset = true,
+     .delay = "100"},
     {"hostile/short-header", "", "mode=10", .queues = 1, .broken = 1},
     {"hostile/past-end", "", "mode=11", .queues = 1, .errors = true},
     {"hostile/mmio-buffer", "", "mode=12", .queues = 1, .broken = 1},
     {"hostile/status-readonly", "", "mode=13", .queues = 1, .broken = 1},
     {"hostile/unsupported", "", "mode=14", .queues = 1, .errors = true},
 };
+
+/* A machine reset (as QMP system_reset makes) while the guest keeps a slow
+ * write in flight: the main thread resets the disk with the BQL held. */
+#define MACHINE_RESET_TRIES 5
+
+typedef struct MachineReset {
+    Machine *m;
+    Timer *timer;
+    unsigned resets; /* requested so far */
+    unsigned ticks;
+} MachineReset;
+
+static unsigned count_flushed(Machine *m)
+{
+    size_t len;
+    const uint8_t *buf = chardev_captured(machine_serial(m, 0), &len);
+    g_autofree char *text = g_strndup(len ? (const char *)buf : "", len);
+    unsigned n = 0;
+    for (const char *p = text; (p = strstr(p, "virtio-blk: flushed")); p++) {
+        n++;
+    }
+    return n;
+}
+
+/* Main loop, BQL held. Each time the payload has flushed (its rewrites of
+ * sector 256 then keep a request in flight most of the time), reset the
+ * machine, until a reset caught a request in flight (the guest's own work
+ * between two requests is slow here, so one may miss). */
+static void machine_reset_tick(void *opaque)
+{
+    MachineReset *mr = opaque;
+    if (count_flushed(mr->m) > mr->resets) {
+        Device *d = machine_find_device(mr->m, "disk0");
+        if (virtio_blk_stats(d).reset_waits > 0 || mr->resets == MACHINE_RESET_TRIES) {
+            machine_request_exit(mr->m, 0);
+            return;
+        }
+        machine_request_reset(mr->m);
+        mr->resets++;
+    }
+    if (++mr->ticks > 12000) {
+        machine_request_exit(mr->m, 3); /* 120 s */
+        return;
+    }
+    timer_mod(mr->timer, clock_get_ns(CLOCK_TYPE_REALTIME) + 10 * 1000 * 1000);
+}
+
+static void machine_reset_started(Machine *m, EventLoop *loop, void *opaque)
+{
+    MachineReset *mr = ((Run *)opaque)->started_data;
+    mr->m = m;
+    mr->timer = timer_new(loop, CLOCK_TYPE_REALTIME, "test-reset", machine_reset_tick, mr);
+    timer_mod(mr->timer, clock_get_ns(CLOCK_TYPE_REALTIME));
+}
+
+static void test_blk_machine_reset(gconstpointer data)
+{
+    bool iothread = GPOINTER_TO_INT(data);
+    g_autofree char *k = payload("virtio-blk");
+    g_autofree char *img = blk_image();
+    g_autofree char *drive = g_strdup_printf("file=%s,if=virtio,format=raw,id=disk0,aio=threads%s",
+                                             img, iothread ? ",iothread=io0" : "");
+    MachineReset mr = {0};
+    Run r = {.dev_id = "disk0", .blk = true, .started = machine_reset_started, .started_data = &mr};
+    g_setenv("KVMLOOP_TEST_IO_DELAY_MS", "50", TRUE);
+    run_vm(&r, (const char *[]){"-kernel", k, "-append", "mode=2", "-object", "iothread,id=io0",
+                                "-drive", drive, NULL});
+    g_unsetenv("KVMLOOP_TEST_IO_DELAY_MS"); /* the main loop freed the timer */
+    if (r.status != 0) {
+        g_error("exit status %d, serial: %s", r.status, r.serial);
+    }
+    g_assert_cmpuint(r.resets, ==, mr.resets);
+    g_assert_cmpuint(r.blk_stats.reset_waits, >=, 1);
+    g_assert_cmpuint(r.blk_stats.late_completions, ==, 0);
+    g_assert_cmpuint(r.blk_stats.errors, ==, 0);
+    g_assert_cmpuint(r.stats.broken, ==, 0);
+    unlink(img);
+    g_free(r.serial);
+}
 
 /* Start-up errors: one line, exit status 1, no guest run. */
 static void test_blk_bad(void)
@@ -406,6 +508,10 @@ int main(int argc, char **argv)
         g_autofree char *path = g_strdup_printf("/kvm/virtio/blk/%s", blk_cases[i].name);
         g_test_add_data_func(path, &blk_cases[i], test_blk);
     }
+    g_test_add_data_func("/kvm/virtio/blk/machine-reset/main-loop", GINT_TO_POINTER(0),
+                         test_blk_machine_reset);
+    g_test_add_data_func("/kvm/virtio/blk/machine-reset/iothread", GINT_TO_POINTER(1),
+                         test_blk_machine_reset);
     g_test_add_func("/kvm/virtio/blk/bad-image", test_blk_bad);
     g_test_add_func("/kvm/virtio/blk/parse", test_blk_parse);
     static const char *const con_cases[][2] = {{"", "0"}, {"io0", "0"}, {"", "1"}, {"", "2"}};

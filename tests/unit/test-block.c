@@ -241,6 +241,86 @@ static void test_parse(void)
     g_assert_false(block_aio_backend_parse("native", &b));
 }
 
+/* OFD locks belong to the open file, so two opens in one process conflict
+ * as two processes would. */
+static void test_lock(void)
+{
+    g_autofree char *path = NULL;
+    close(temp_file(&path));
+    int rw = open(path, O_RDWR);
+    int ro1 = open(path, O_RDONLY);
+    int ro2 = open(path, O_RDONLY);
+    int rw2 = open(path, O_RDWR);
+    g_assert_cmpint(block_image_lock(rw, true), ==, 0);
+    g_assert_cmpint(block_image_lock(rw2, true), ==, -EAGAIN);
+    g_assert_cmpint(block_image_lock(ro1, false), ==, -EAGAIN);
+    close(rw); /* the lock goes with the file */
+    g_assert_cmpint(block_image_lock(ro1, false), ==, 0);
+    g_assert_cmpint(block_image_lock(ro2, false), ==, 0);
+    g_assert_cmpint(block_image_lock(rw2, true), ==, -EAGAIN);
+    close(ro1);
+    g_assert_cmpint(block_image_lock(rw2, true), ==, -EAGAIN);
+    close(ro2);
+    /* A refused lock left nothing behind that would block this one. */
+    g_assert_cmpint(block_image_lock(rw2, true), ==, 0);
+    close(rw2);
+    unlink(path);
+}
+
+/* The bounce-buffer decision under alignments other hosts report. */
+static void test_direct_decision(void)
+{
+    static uint8_t buf[3 * 4096] __attribute__((aligned(4096)));
+    const BlockDirectAlign small = {512, 512}, big = {4096, 4096}, mixed = {512, 4096};
+    struct iovec whole[] = {{buf, 4096}};
+    struct iovec halves[] = {{buf, 2048}, {buf + 4096 + 512, 2048}};
+    struct iovec odd[] = {{buf + 1, 4096}};
+    struct iovec short_len[] = {{buf, 1000}};
+
+    g_assert_true(block_direct_iov_ok(whole, 1, &small));
+    g_assert_true(block_direct_iov_ok(whole, 1, &big));
+    g_assert_true(block_direct_iov_ok(whole, 1, &mixed));
+    g_assert_true(block_direct_iov_ok(halves, 2, &small));
+    g_assert_false(block_direct_iov_ok(halves, 2, &big));   /* address and lengths */
+    g_assert_false(block_direct_iov_ok(halves, 2, &mixed)); /* lengths */
+    g_assert_false(block_direct_iov_ok(odd, 1, &small));
+    g_assert_false(block_direct_iov_ok(short_len, 1, &small));
+    g_assert_true(block_direct_iov_ok(NULL, 0, &big));
+}
+
+/* A file's alignment, from the kernel and from trial reads, agree; both are
+ * powers of two from 512 to 4096. */
+static void test_direct_probe(void)
+{
+    g_autofree char *path = NULL;
+    int fd = temp_file(&path);
+    static uint8_t fill[8192];
+    g_assert_cmpint(write(fd, fill, sizeof(fill)), ==, sizeof(fill));
+    close(fd);
+    fd = open(path, O_RDONLY | O_DIRECT);
+    if (fd < 0 && errno == EINVAL) {
+        unlink(path);
+        g_test_skip("the temporary directory's file system has no O_DIRECT");
+        return;
+    }
+    g_assert_cmpint(fd, >=, 0);
+    BlockDirectAlign k = {0, 0}, reads = {0, 0};
+    g_assert_cmpint(block_direct_probe(fd, &k), ==, 0);
+    g_assert_cmpint(block_direct_probe_by_reads(fd, &reads), ==, 0);
+    g_assert_cmpuint(reads.io, ==, k.io);
+    g_assert_cmpuint(reads.mem, <=, MAX(k.mem, 512));
+    g_assert_true(k.io >= 512 && k.io <= 4096 && (k.io & (k.io - 1)) == 0);
+    g_assert_true(reads.mem >= 512 && reads.mem <= 4096 && (reads.mem & (reads.mem - 1)) == 0);
+    close(fd);
+    /* Without O_DIRECT every read works: the trial reads find 512. */
+    fd = open(path, O_RDONLY);
+    g_assert_cmpint(block_direct_probe_by_reads(fd, &reads), ==, 0);
+    g_assert_cmpuint(reads.io, ==, 512);
+    g_assert_cmpuint(reads.mem, ==, 512);
+    close(fd);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -254,5 +334,8 @@ int main(int argc, char **argv)
                          test_batch_end);
     g_test_add_func("/block/fallback", test_fallback);
     g_test_add_func("/block/parse", test_parse);
+    g_test_add_func("/block/lock", test_lock);
+    g_test_add_func("/block/direct/decision", test_direct_decision);
+    g_test_add_func("/block/direct/probe", test_direct_probe);
     return g_test_run();
 }

@@ -248,6 +248,13 @@ Device *machine_find_device(Machine *m, const char *id)
     return NULL;
 }
 
+void machine_foreach_device(Machine *m, machine_device_fn fn, void *opaque)
+{
+    for (guint i = 0; i < m->devices->len; i++) {
+        fn(m->devices->pdata[i], opaque);
+    }
+}
+
 static bool pc_init_ram(Machine *m, GError **errp)
 {
     m->ram_size = m->cfg->ram_size;

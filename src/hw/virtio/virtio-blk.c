@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,8 @@
 #define VIRTIO_BLK_PCI_CLASS   0x010000 /* mass storage, SCSI (as QEMU) */
 #define VIRTIO_BLK_HDR_SIZE    16       /* type, ioprio, sector (5.2.6) */
 #define VIRTIO_BLK_CONFIG_SIZE (offsetof(struct virtio_blk_config, num_queues) + 2)
-/* O_DIRECT wants the buffers, lengths and offsets aligned; guest buffers
- * that are not go through an aligned bounce buffer. */
-#define VIRTIO_BLK_DIRECT_ALIGN 512
+/* O_DIRECT wants the buffers, lengths and offsets aligned (s->align);
+ * guest buffers that are not go through an aligned bounce buffer. */
 #define VIRTIO_BLK_BOUNCE_ALIGN 4096
 
 typedef struct VirtioBlk {
@@ -34,6 +34,8 @@ typedef struct VirtioBlk {
     int fd;
     bool readonly;
     bool direct;
+    BlockDirectAlign align; /* with @direct: what the image's O_DIRECT asks */
+    bool locking;           /* lock the image against other processes (block_image_lock()) */
     uint64_t sectors;
     char serial[VIRTIO_BLK_ID_BYTES];
     BlockAioBackend aio_want;
@@ -41,6 +43,9 @@ typedef struct VirtioBlk {
     uint32_t epoch;          /* bumped by every reset; device lock */
     bool quiesced;           /* tear-down: no more interrupts; device lock */
     uint32_t notify_pending; /* queues with completions not yet signalled; device lock */
+    unsigned inflight;       /* requests submitted and not done; device lock */
+    unsigned resetting;      /* resets waiting for @inflight to drop to 0; device lock */
+    pthread_cond_t drained;  /* @inflight dropped to 0; waited on with the device lock */
     VirtioBlkStats stats;    /* atomic */
 } VirtioBlk;
 
@@ -58,6 +63,10 @@ typedef struct VirtioBlkReq {
     unsigned niov;
     struct iovec iov[]; /* the data part of e's buffers */
 } VirtioBlkReq;
+
+/* The device whose requests the calling thread completes itself, holding its
+ * lock already (a reset draining on the data plane's behalf). */
+static __thread VirtioBlk *virtio_blk_draining;
 
 static void virtio_blk_stat_add(uint64_t *c)
 {
@@ -87,18 +96,25 @@ static void virtio_blk_complete_locked(VirtioBlk *s, unsigned q, VirtQueueElemen
     }
 }
 
-/* The end of a batch of I/O completions, on the data-plane loop. */
+/* The end of a batch of I/O completions: on the data-plane loop, or inside
+ * a reset's drain, which holds the device lock already (its completions are
+ * stale, so nothing is pending then). */
 static void virtio_blk_batch_end(void *opaque)
 {
     VirtioBlk *s = opaque;
-    klock_lock(&s->vd.dev.lock);
+    bool locked = virtio_blk_draining == s;
+    if (!locked) {
+        klock_lock(&s->vd.dev.lock);
+    }
     for (uint32_t p = s->notify_pending; p; p &= p - 1) {
         if (!s->quiesced) {
             virtio_notify(&s->vd, (unsigned)__builtin_ctz(p));
         }
     }
     s->notify_pending = 0;
-    klock_unlock(&s->vd.dev.lock);
+    if (!locked) {
+        klock_unlock(&s->vd.dev.lock);
+    }
 }
 
 /* Copy the part of @src (@n buffers) that starts @skip bytes in and is @len
@@ -118,17 +134,6 @@ static unsigned iov_slice(const struct iovec *src, unsigned n, size_t skip, size
         skip = 0;
     }
     return out;
-}
-
-static bool iov_aligned(const struct iovec *iov, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        if ((uintptr_t)iov[i].iov_base % VIRTIO_BLK_DIRECT_ALIGN ||
-            iov[i].iov_len % VIRTIO_BLK_DIRECT_ALIGN) {
-            return false;
-        }
-    }
-    return true;
 }
 
 static void iov_copy_out(const struct iovec *iov, unsigned n, uint8_t *buf)
@@ -154,19 +159,23 @@ static void virtio_blk_req_free(VirtioBlkReq *r)
     g_free(r);
 }
 
-/* The I/O finished: on the data-plane loop, without the device lock. A
- * request from before a reset only frees its memory: its chain is no longer
- * the device's to return. */
+/* The I/O finished: on the data-plane loop, without the device lock, or
+ * inside a reset's drain with it. A request from before a reset only frees
+ * its memory: its chain is no longer the device's to return, and the reset
+ * is still waiting for it (see virtio_blk_reset_queues()). */
 static void virtio_blk_done(BlockAioReq *ar, int64_t ret)
 {
     VirtioBlkReq *r = (VirtioBlkReq *)ar;
     VirtioBlk *s = r->s;
     bool ok = ar->op == BLOCK_OP_FLUSH ? ret == 0 : ret >= 0 && (uint64_t)ret == r->len;
+    bool locked = virtio_blk_draining == s;
 
     if (bql_locked()) {
         virtio_blk_stat_add(&s->stats.completions_bql);
     }
-    klock_lock(&s->vd.dev.lock);
+    if (!locked) {
+        klock_lock(&s->vd.dev.lock);
+    }
     if (r->epoch == s->epoch) {
         if (ok && r->bounce && ar->op == BLOCK_OP_READ) {
             iov_copy_in(r->iov, r->niov, r->bounce);
@@ -174,9 +183,25 @@ static void virtio_blk_done(BlockAioReq *ar, int64_t ret)
         uint32_t written = ar->op == BLOCK_OP_READ ? (uint32_t)r->len : 0;
         virtio_blk_complete_locked(s, r->q, r->e, ok ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
                                    written, true);
+    } else if (!s->resetting) {
+        /* A reset returned while this was in flight: must not happen. */
+        virtio_blk_stat_add(&s->stats.late_completions);
     }
-    klock_unlock(&s->vd.dev.lock);
+    g_assert(s->inflight > 0);
+    if (--s->inflight == 0) {
+        pthread_cond_broadcast(&s->drained); /* partner: virtio_blk_drain_locked() */
+    }
+    if (!locked) {
+        klock_unlock(&s->vd.dev.lock);
+    }
     virtio_blk_req_free(r);
+}
+
+/* Hand @r to the data plane's BlockAio. Device lock held. */
+static void virtio_blk_submit_locked(VirtioBlk *s, VirtioBlkReq *r)
+{
+    s->inflight++;
+    block_aio_submit(s->aio, &r->aio);
 }
 
 /* Check a read or write against the disk and start it. Returns the status
@@ -191,6 +216,11 @@ static uint8_t virtio_blk_rw(VirtioBlk *s, unsigned q, VirtQueueElement *e, uint
         return VIRTIO_BLK_S_IOERR;
     }
     if (write && s->readonly) {
+        return VIRTIO_BLK_S_IOERR;
+    }
+    /* O_DIRECT on a disk with larger blocks than the driver was told of
+     * (VIRTIO_BLK_F_BLK_SIZE) cannot do part of a block. */
+    if (s->direct && (len % s->align.io || sector * VIRTIO_BLK_SECTOR % s->align.io)) {
         return VIRTIO_BLK_S_IOERR;
     }
     unsigned n = e->out_num + e->in_num;
@@ -210,8 +240,8 @@ static uint8_t virtio_blk_rw(VirtioBlk *s, unsigned q, VirtQueueElement *e, uint
         .niov = r->niov,
         .done = virtio_blk_done,
     };
-    if (s->direct && len && !iov_aligned(r->iov, r->niov)) {
-        if (posix_memalign(&r->bounce, VIRTIO_BLK_BOUNCE_ALIGN, len) != 0) {
+    if (s->direct && len && !block_direct_iov_ok(r->iov, r->niov, &s->align)) {
+        if (posix_memalign(&r->bounce, MAX(VIRTIO_BLK_BOUNCE_ALIGN, s->align.mem), len) != 0) {
             r->e = NULL;
             virtio_blk_req_free(r);
             return VIRTIO_BLK_S_IOERR;
@@ -223,7 +253,7 @@ static uint8_t virtio_blk_rw(VirtioBlk *s, unsigned q, VirtQueueElement *e, uint
         r->aio.iov = &r->bounce_iov;
         r->aio.niov = 1;
     }
-    block_aio_submit(s->aio, &r->aio);
+    virtio_blk_submit_locked(s, r);
     return VIRTIO_BLK_S_OK;
 }
 
@@ -235,7 +265,7 @@ static void virtio_blk_flush(VirtioBlk *s, unsigned q, VirtQueueElement *e)
     r->q = q;
     r->epoch = s->epoch;
     r->aio = (BlockAioReq){.op = BLOCK_OP_FLUSH, .fd = s->fd, .done = virtio_blk_done};
-    block_aio_submit(s->aio, &r->aio);
+    virtio_blk_submit_locked(s, r);
 }
 
 /* Start one request. Returns false for a chain no request can be: without
@@ -285,6 +315,9 @@ static void virtio_blk_handle(VirtioDevice *vd, unsigned q)
     VirtQueueElement *e;
     int r;
 
+    if (s->resetting) {
+        return; /* the queue is about to be forgotten; leave its buffers be */
+    }
     while ((r = virtqueue_pop(&vd->vq[q], gm, &e)) > 0) {
         if (!virtio_blk_request(s, q, e)) {
             g_free(e);
@@ -297,12 +330,63 @@ static void virtio_blk_handle(VirtioDevice *vd, unsigned q)
     }
 }
 
-/* Requests in flight finish on their own; their chains are forgotten. */
+/* Complete the requests in flight on the calling thread, which holds the
+ * device lock and keeps the data plane's loop from running callbacks. */
+static void virtio_blk_drain_here_locked(VirtioBlk *s)
+{
+    virtio_blk_draining = s;
+    block_aio_drain(s->aio);
+    virtio_blk_draining = NULL;
+}
+
+/*
+ * Wait until every request in flight is done. Device lock held, on a vCPU
+ * (a status write, with only the device lock) or the main thread (a machine
+ * reset, with the BQL too). The lock order is BQL, then device lock, and the
+ * completions take the device lock, so:
+ *  - an iothread serves them and never takes the BQL: sleep on @drained,
+ *    which lets go of the device lock; an iothread that is not running has
+ *    left its loop to us, and we drain it here;
+ *  - the main loop serves them under the BQL: with the BQL held it cannot
+ *    run, so drain here; without it (a vCPU), take it in order and drain
+ *    here rather than wait for the main loop, which may be waiting for this
+ *    vCPU to pause (a machine reset).
+ * The device lock is let go meanwhile: other vCPUs may access the device,
+ * but @resetting keeps the queues from being served.
+ */
+static void virtio_blk_drain_locked(VirtioBlk *s)
+{
+    KLock *lock = &s->vd.dev.lock;
+
+    if (s->vd.iothread && iothread_thread_id(s->vd.iothread) != 0) {
+        while (s->inflight > 0) {
+            klock_cond_wait(lock, &s->drained);
+        }
+    } else if (s->vd.iothread || bql_locked()) {
+        virtio_blk_drain_here_locked(s);
+    } else {
+        klock_unlock(lock);
+        bql_lock();
+        klock_lock(lock);
+        virtio_blk_drain_here_locked(s);
+        bql_unlock();
+    }
+}
+
+/* 4.1.4.3.2: the reset completes only once no request from before it can
+ * still write to the disk or into guest memory; their chains are forgotten. */
 static void virtio_blk_reset_queues(VirtioDevice *vd)
 {
     VirtioBlk *s = (VirtioBlk *)vd;
     s->epoch++;
     s->notify_pending = 0;
+    if (!s->aio || s->inflight == 0) {
+        return;
+    }
+    __atomic_fetch_add(&s->stats.reset_waits, s->inflight, __ATOMIC_RELAXED);
+    s->resetting++;
+    virtio_blk_drain_locked(s);
+    s->resetting--;
 }
 
 /* ---- Realize ------------------------------------------------------------- */
@@ -319,6 +403,7 @@ static bool virtio_blk_props(VirtioBlk *s, uint64_t *nq, GError **errp)
         return false;
     }
     if (!device_prop_bool(dev, "readonly", false, &s->readonly, errp) ||
+        !device_prop_bool(dev, "locking", true, &s->locking, errp) ||
         !device_prop_u64(dev, "num-queues", 1, nq, errp)) {
         return false;
     }
@@ -342,6 +427,23 @@ static bool virtio_blk_props(VirtioBlk *s, uint64_t *nq, GError **errp)
     const char *serial = device_prop_str(dev, "serial", dev->id);
     /* 5.2.6: up to 20 bytes, NUL-terminated only when shorter. */
     memcpy(s->serial, serial, MIN(strlen(serial), sizeof(s->serial)));
+    return true;
+}
+
+/* Read-write takes the image exclusively, read-only shares it with other
+ * readers. A file system without OFD locks gets a notice, not an error. */
+static bool virtio_blk_lock(VirtioBlk *s, const char *path, GError **errp)
+{
+    int r = block_image_lock(s->fd, !s->readonly);
+    if (r == -EAGAIN) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "-drive file=%s: image is in use by another process (locked)", path);
+        return false;
+    }
+    if (r < 0) {
+        fprintf(stderr, "kvmloop: %s: cannot lock %s (%s); going on without a lock\n", s->vd.dev.id,
+                path, g_strerror(-r));
+    }
     return true;
 }
 
@@ -376,7 +478,17 @@ static bool virtio_blk_open(VirtioBlk *s, GError **errp)
         return false;
     }
     s->sectors = (uint64_t)size / VIRTIO_BLK_SECTOR;
-    return true;
+    s->align = (BlockDirectAlign){VIRTIO_BLK_SECTOR, VIRTIO_BLK_SECTOR};
+    if (s->direct) {
+        int r = block_direct_probe(s->fd, &s->align);
+        if (r < 0) {
+            fprintf(stderr,
+                    "kvmloop: %s: cannot find the O_DIRECT alignment of %s (%s); using 4096\n",
+                    dev->id, path, g_strerror(-r));
+            s->align = (BlockDirectAlign){4096, 4096};
+        }
+    }
+    return !s->locking || virtio_blk_lock(s, path, errp);
 }
 
 static void virtio_blk_put(uint8_t *cfg, size_t off, uint64_t v, unsigned n)
@@ -414,6 +526,7 @@ static bool virtio_blk_realize(Device *dev, Machine *m, GError **errp)
     uint64_t nq;
 
     s->fd = -1;
+    pthread_cond_init(&s->drained, NULL);
     if (!virtio_blk_props(s, &nq, errp) || !virtio_blk_open(s, errp)) {
         return false;
     }
@@ -432,7 +545,8 @@ static bool virtio_blk_realize(Device *dev, Machine *m, GError **errp)
     uint8_t *cfg = s->vd.config;
     virtio_blk_put(cfg, offsetof(struct virtio_blk_config, capacity), s->sectors, 8);
     virtio_blk_put(cfg, offsetof(struct virtio_blk_config, seg_max), VIRTIO_BLK_QUEUE_SIZE - 2, 4);
-    virtio_blk_put(cfg, offsetof(struct virtio_blk_config, blk_size), VIRTIO_BLK_SECTOR, 4);
+    /* The logical block size: a driver that honours it sends whole blocks. */
+    virtio_blk_put(cfg, offsetof(struct virtio_blk_config, blk_size), s->align.io, 4);
     virtio_blk_put(cfg, offsetof(struct virtio_blk_config, num_queues), nq, 2);
     if (!virtio_pci_realize(&s->vd, m, &s->ops, errp)) {
         return false;
@@ -482,6 +596,7 @@ static void virtio_blk_unrealize(Device *dev)
             fprintf(stderr, "kvmloop: %s: close failed: %s\n", dev->id, g_strerror(errno));
         }
     }
+    pthread_cond_destroy(&s->drained);
 }
 
 VirtioBlkStats virtio_blk_stats(Device *dev)
@@ -491,18 +606,20 @@ VirtioBlkStats virtio_blk_stats(Device *dev)
         .requests = __atomic_load_n(&s->stats.requests, __ATOMIC_RELAXED),
         .completions_bql = __atomic_load_n(&s->stats.completions_bql, __ATOMIC_RELAXED),
         .errors = __atomic_load_n(&s->stats.errors, __ATOMIC_RELAXED),
+        .reset_waits = __atomic_load_n(&s->stats.reset_waits, __ATOMIC_RELAXED),
+        .late_completions = __atomic_load_n(&s->stats.late_completions, __ATOMIC_RELAXED),
     };
 }
 
 static const char *const virtio_blk_props_list[] = {
-    "file", "readonly", "cache", "aio", "num-queues", "serial", "iothread", NULL,
+    "file", "readonly", "locking", "cache", "aio", "num-queues", "serial", "iothread", NULL,
 };
 
 const DeviceClass virtio_blk_device_class = {
     .name = "virtio-blk-pci",
     .desc = "virtio disk on a raw image (usually from -drive)",
-    .props_help = "file=PATH,readonly=on|off,cache=none|writeback,aio=auto|io_uring|threads,"
-                  "num-queues=N,serial=STR,iothread=NAME",
+    .props_help = "file=PATH,readonly=on|off,locking=on|off,cache=none|writeback,"
+                  "aio=auto|io_uring|threads,num-queues=N,serial=STR,iothread=NAME",
     .props = virtio_blk_props_list,
     .instance_size = sizeof(VirtioBlk),
     .user_creatable = true,
