@@ -1,4 +1,4 @@
-/* Statistics reports: lock sites and holders, vCPUs, regions, disks, as tables or as one JSON
+/* Statistics reports: lock sites and holders, vCPUs, regions, disks, NICs, as tables or as one JSON
  * document. */
 #include "kvmloop/stats.h"
 #include "kvmloop/error.h"
@@ -216,6 +216,26 @@ static bool stats_is_disk(const Device *d)
     return strcmp(d->cls->name, "virtio-blk-pci") == 0;
 }
 
+static bool stats_is_nic(const Device *d)
+{
+    return strcmp(d->cls->name, "virtio-net-pci") == 0;
+}
+
+static void print_nic(Device *d, void *opaque)
+{
+    if (!stats_is_nic(d)) {
+        return;
+    }
+    VirtioNetStats n = virtio_net_stats(d);
+    VirtioStats v = virtio_device_stats(d);
+    fprintf(opaque,
+            "  %-12s %-12s %10" G_GUINT64_FORMAT " %9" G_GUINT64_FORMAT " %9" G_GUINT64_FORMAT
+            " %10" G_GUINT64_FORMAT " %9" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT
+            " %10" G_GUINT64_FORMAT " %6" G_GUINT64_FORMAT "\n",
+            d->id, virtio_net_ifname(d), n.rx_frames, n.rx_oversized, n.rx_stalls, n.tx_frames,
+            n.tx_errors, v.notifies, v.notifies_bql, v.broken);
+}
+
 static void print_disk(Device *d, void *opaque)
 {
     if (!stats_is_disk(d)) {
@@ -275,6 +295,10 @@ void stats_print(Machine *m, FILE *f)
     fprintf(f, "disks\n  %-12s %10s %7s %10s %10s %10s %11s %5s %6s\n", "id", "requests", "errors",
             "done BQL", "doorbells", "bells BQL", "reset waits", "late", "broken");
     machine_foreach_device(m, print_disk, f);
+    fprintf(f, "nics\n  %-12s %-12s %10s %9s %9s %10s %9s %10s %10s %6s\n", "id", "tap",
+            "rx frames", "rx too big", "rx stalls", "tx frames", "tx errors", "doorbells",
+            "bells BQL", "broken");
+    machine_foreach_device(m, print_nic, f);
     print_host(m, f);
 }
 
@@ -466,6 +490,29 @@ static void json_disk(Device *d, void *opaque)
     json_builder_end_object(b);
 }
 
+static void json_nic(Device *d, void *opaque)
+{
+    JsonBuilder *b = opaque;
+    if (!stats_is_nic(d)) {
+        return;
+    }
+    VirtioNetStats st = virtio_net_stats(d);
+    VirtioStats v = virtio_device_stats(d);
+    json_builder_begin_object(b);
+    json_member_str(b, "id", d->id);
+    json_member_str(b, "tap", virtio_net_ifname(d));
+    json_member_int(b, "rx_frames", st.rx_frames);
+    json_member_int(b, "rx_oversized", st.rx_oversized);
+    json_member_int(b, "rx_stalls", st.rx_stalls);
+    json_member_int(b, "tx_frames", st.tx_frames);
+    json_member_int(b, "tx_errors", st.tx_errors);
+    json_member_int(b, "notifies", v.notifies);
+    json_member_int(b, "notifies_bql", v.notifies_bql);
+    json_member_int(b, "interrupts", v.interrupts);
+    json_member_int(b, "broken", v.broken);
+    json_builder_end_object(b);
+}
+
 JsonNode *stats_to_json(Machine *m)
 {
     g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
@@ -516,6 +563,10 @@ JsonNode *stats_to_json(Machine *m)
     json_builder_set_member_name(b, "disks");
     json_builder_begin_array(b);
     machine_foreach_device(m, json_disk, b);
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "nics");
+    json_builder_begin_array(b);
+    machine_foreach_device(m, json_nic, b);
     json_builder_end_array(b);
 
     json_builder_end_object(b);

@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include "kvmloop/chardev.h"
 #include "kvmloop/device.h"
 #include "kvmloop/machine.h"
+#include "kvmloop/stats.h"
 #include "kvmloop/virtio.h"
 
 #include "kvm-test-run.h"
@@ -205,6 +207,34 @@ static void on_started(Machine *m, EventLoop *loop, void *opaque)
     g_assert_cmpint(pthread_create(&r->host.thread, NULL, host_thread, &r->host), ==, 0);
 }
 
+/* The statistics document and the -stats table carry the NIC's counters. */
+static void check_stats_report(Machine *m, VirtioNetStats net)
+{
+    g_autoptr(JsonNode) root = stats_to_json(m);
+    JsonArray *nics = json_object_get_array_member(json_node_get_object(root), "nics");
+    g_assert_cmpuint(json_array_get_length(nics), ==, 1);
+    JsonObject *n = json_array_get_object_element(nics, 0);
+    g_assert_cmpstr(json_object_get_string_member(n, "id"), ==, "net0");
+    g_assert_cmpstr(json_object_get_string_member(n, "tap"), ==,
+                    virtio_net_ifname(machine_find_device(m, "net0")));
+    g_assert_cmpint(json_object_get_int_member(n, "rx_frames"), ==, (gint64)net.rx_frames);
+    g_assert_cmpint(json_object_get_int_member(n, "tx_frames"), ==, (gint64)net.tx_frames);
+    g_assert_cmpint(json_object_get_int_member(n, "rx_oversized"), ==, (gint64)net.rx_oversized);
+    g_assert_cmpint(json_object_get_int_member(n, "rx_stalls"), ==, (gint64)net.rx_stalls);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    stats_print(m, f);
+    fclose(f);
+    g_autofree char *row =
+        g_strdup_printf("  %-12s %-12s %10" G_GUINT64_FORMAT, "net0",
+                        virtio_net_ifname(machine_find_device(m, "net0")), net.rx_frames);
+    g_assert_nonnull(strstr(text, "\nnics\n"));
+    g_assert_nonnull(strstr(text, row));
+    free(text);
+}
+
 static void on_stopped(Machine *m, int status, void *opaque)
 {
     Run *r = opaque;
@@ -218,6 +248,7 @@ static void on_stopped(Machine *m, int status, void *opaque)
     r->stats = virtio_device_stats(d);
     r->net = virtio_net_stats(d);
     r->broken = virtio_device_broken(d);
+    check_stats_report(m, r->net);
     r->ifname = g_strdup(virtio_net_ifname(d));
     __atomic_store_n(&r->host.stop, true, __ATOMIC_RELEASE);
     pthread_join(r->host.thread, NULL);
