@@ -25,9 +25,9 @@ typedef struct CpuStats {
     uint64_t lock_wait_ns; /* waiting for any lock, on this vCPU's thread */
     uint64_t timed_exits;  /* exits whose wall time was measured (lockstat_sample()) */
     /* Wall time in kvmloop from KVM_RUN's return to the next entry (exit
-     * handling): exact with LOCKSTAT_FULL, else estimated from the timed
-     * exits. And inside KVM_RUN: the vCPU thread's time in its run loop
-     * (exact) less the handling. */
+     * handling): its lock waits exact, the rest exact with LOCKSTAT_FULL and
+     * else estimated from the timed exits. And inside KVM_RUN: the vCPU
+     * thread's time in its run loop (exact) less the handling. */
     uint64_t run_ns;
     uint64_t handle_ns;
 } CpuStats;

@@ -19,15 +19,20 @@ typedef struct KLockStats {
  * wait and hold histograms into the acquiring thread's own counters
  * (lockstat.h), and remembers the holder's site so that a waiter can say
  * whom it waited for. Not recursive. */
+#define KLOCK_HOLDERS 4
+
 typedef struct KLock {
     /* Everything an acquisition touches shares the mutex's cache line. */
     pthread_mutex_t mutex;
     /* The holder's bookkeeping, protected by @mutex. */
     int64_t acquired_ns;
     LockStatCell *hold_cell; /* NULL: this hold is not timed */
-    LockSite holder_site;    /* atomic: the current holder's site, read by waiters */
-    unsigned hold_weight;    /* lockstat_sample() of a timed hold */
-    unsigned id;             /* lockstat lock id of @name */
+    /* For waiters, atomic: the last KLOCK_HOLDERS holders' records (thread
+     * tag << 32 | site), the newest at holders[holder_gen % KLOCK_HOLDERS]. */
+    uint32_t holder_gen;
+    uint64_t holders[KLOCK_HOLDERS];
+    unsigned hold_weight; /* lockstat_sample() of a timed hold */
+    unsigned id;          /* lockstat lock id of @name */
     const char *name;
 } KLock;
 

@@ -22,6 +22,33 @@ void klock_destroy(KLock *l)
     pthread_mutex_destroy(&l->mutex);
 }
 
+/* A number for the calling thread, never 0, so a waiter can tell its own
+ * old holder record from another thread's. */
+static uint32_t klock_thread_tag(void)
+{
+    static uint32_t next = 1;
+    static __thread uint32_t tag;
+    if (!tag) {
+        tag = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
+    }
+    return tag;
+}
+
+static uint64_t klock_holder_word(LockSite site)
+{
+    return (uint64_t)klock_thread_tag() << 32 | (uint32_t)site;
+}
+
+/* Record the caller, which has just acquired @l, as its holder at @site.
+ * Relaxed: a waiter only needs some recent holder's site, and the stores go
+ * next to the mutex, which the caller just wrote. */
+static void klock_set_holder(KLock *l, LockSite site)
+{
+    uint32_t gen = l->holder_gen + 1;
+    __atomic_store_n(&l->holders[gen % KLOCK_HOLDERS], klock_holder_word(site), __ATOMIC_RELAXED);
+    __atomic_store_n(&l->holder_gen, gen, __ATOMIC_RELAXED);
+}
+
 /* The caller has just acquired @l for @site: @cell counts the hold if
  * @weight is not 0 (lockstat_sample()), timed from @now. */
 static inline void klock_hold_begin(KLock *l, LockStatCell *cell, LockSite site, unsigned weight,
@@ -30,9 +57,7 @@ static inline void klock_hold_begin(KLock *l, LockStatCell *cell, LockSite site,
     l->acquired_ns = now;
     l->hold_cell = weight ? cell : NULL;
     l->hold_weight = weight;
-    /* Relaxed: a waiter only needs some recent holder's site, and the store
-     * goes to the line the mutex itself just wrote. */
-    __atomic_store_n(&l->holder_site, site, __ATOMIC_RELAXED);
+    klock_set_holder(l, site);
 }
 
 void klock_lock_site(KLock *l, LockSite site)
@@ -52,23 +77,33 @@ void klock_lock_site(KLock *l, LockSite site)
     }
     int64_t t0 = lockstat_now_ns();
     /* The holder seen when the wait begins is the one it is charged to. A
-     * holder stores its site just after it acquires, so the site read here
-     * may still be its predecessor's: watch it for a moment (a few hundred
-     * nanoseconds, on the contended path only) and take a newer one. */
-    LockSite holder = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
+     * holder writes its record just after it acquires, so the record read
+     * here may still be its predecessor's: watch it for a moment (a few
+     * hundred nanoseconds, on the contended path only) and take a newer
+     * one. */
+    uint32_t gen = __atomic_load_n(&l->holder_gen, __ATOMIC_RELAXED);
     for (int i = 0; i < 64; i++) {
         __builtin_ia32_pause();
-        LockSite now = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
-        if (now != holder) {
-            holder = now;
+        uint32_t now = __atomic_load_n(&l->holder_gen, __ATOMIC_RELAXED);
+        if (now != gen) {
+            gen = now;
             break;
         }
     }
+    uint64_t holder = __atomic_load_n(&l->holders[gen % KLOCK_HOLDERS], __ATOMIC_RELAXED);
     pthread_mutex_lock(&l->mutex);
     int64_t t1 = lockstat_now_ns();
+    /* A record of this very thread is stale for sure: its successor was
+     * preempted before writing its own, for longer than the watch. Now that
+     * no one else writes the records, take the one that came next. */
+    if (holder >> 32 == klock_thread_tag()) {
+        uint32_t last = l->holder_gen;
+        uint32_t next = last - gen >= 1 && last - gen < KLOCK_HOLDERS ? gen + 1 : last;
+        holder = l->holders[next % KLOCK_HOLDERS];
+    }
     /* The clock was read anyway: every hold after a wait is timed. */
     klock_hold_begin(l, cell, site, 1, t1);
-    lockstat_record_acquire(cell, true, (uint64_t)(t1 - t0), holder);
+    lockstat_record_acquire(cell, true, (uint64_t)(t1 - t0), (LockSite)(uint32_t)holder);
 }
 
 void klock_lock(KLock *l)
@@ -90,7 +125,7 @@ void klock_cond_wait(KLock *l, pthread_cond_t *cond)
 {
     LockStatCell *cell = l->hold_cell;
     unsigned weight = l->hold_weight;
-    LockSite site = __atomic_load_n(&l->holder_site, __ATOMIC_RELAXED);
+    LockSite site = (LockSite)(uint32_t)l->holders[l->holder_gen % KLOCK_HOLDERS];
     if (cell) {
         lockstat_record_hold(cell, (uint64_t)(lockstat_now_ns() - l->acquired_ns), weight);
     }
@@ -102,7 +137,7 @@ void klock_cond_wait(KLock *l, pthread_cond_t *cond)
         klock_hold_begin(l, cell, site, weight, lockstat_now_ns());
     } else {
         l->hold_cell = NULL;
-        __atomic_store_n(&l->holder_site, site, __ATOMIC_RELAXED);
+        klock_set_holder(l, site);
     }
 }
 

@@ -289,6 +289,62 @@ static void test_holder(void)
     klock_destroy(&l);
 }
 
+/* A holder that is preempted between taking the mutex and writing its
+ * record leaves the previous record in place. When that record is the
+ * waiter's own (it held the lock last), the wait goes to the holder whose
+ * record is there when the wait ends, never to the waiter itself. */
+typedef struct LateHolder {
+    KLock *lock;
+    uint64_t record; /* what the holder writes, late */
+    int waiter_tid;  /* atomic */
+    int holding;     /* atomic */
+} LateHolder;
+
+static void *late_holder_fn(void *arg)
+{
+    LateHolder *h = arg;
+    pthread_mutex_lock(&h->lock->mutex);
+    __atomic_store_n(&h->holding, 1, __ATOMIC_RELEASE);
+    wait_until_blocked(&h->waiter_tid);
+    uint32_t gen = h->lock->holder_gen + 1;
+    __atomic_store_n(&h->lock->holders[gen % KLOCK_HOLDERS], h->record, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->lock->holder_gen, gen, __ATOMIC_RELAXED);
+    g_usleep(HOLD_NS / 1000);
+    pthread_mutex_unlock(&h->lock->mutex);
+    return NULL;
+}
+
+static void test_holder_late_record(void)
+{
+    KLock l;
+    pthread_t t;
+    klock_init(&l, "late-holder");
+    LockSite late_site = lockstat_site_intern("test:late-holder");
+    LockSite waiter_site = lockstat_site_intern("test:late-waiter");
+    /* The record of a thread tag no real thread has. */
+    LateHolder h = {.lock = &l, .record = (uint64_t)UINT32_MAX << 32 | late_site};
+
+    klock_lock_site(&l, waiter_site); /* the waiter's own record is the last one */
+    klock_unlock(&l);
+    g_assert_cmpint(pthread_create(&t, NULL, late_holder_fn, &h), ==, 0);
+    while (!__atomic_load_n(&h.holding, __ATOMIC_ACQUIRE)) {
+        g_usleep(100);
+    }
+    __atomic_store_n(&h.waiter_tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    klock_lock_site(&l, waiter_site);
+    klock_unlock(&l);
+    pthread_join(t, NULL);
+
+    g_autoptr(LockStatSnapshot) s = lockstat_snapshot();
+    LockStatCounters w = lockstat_snapshot_get(s, l.id, waiter_site);
+    g_assert_cmpuint(w.contended, ==, 1);
+    g_assert_cmpuint(w.wait_ns, >=, HOLD_NS);
+    g_assert_cmpuint(lockstat_snapshot_wait_by(s, l.id, waiter_site, late_site, NULL), ==,
+                     w.wait_ns);
+    g_assert_cmpuint(lockstat_snapshot_wait_by(s, l.id, waiter_site, waiter_site, NULL), ==, 0);
+    klock_destroy(&l);
+}
+
 /* A condition wait hands the lock to others and back without losing the
  * holder's site or counting a new acquisition. */
 typedef struct CondCtx {
@@ -322,7 +378,7 @@ static void test_cond_wait(void)
     while (!c.ready) {
         klock_cond_wait(&l, &c.cond);
     }
-    g_assert_cmpuint(__atomic_load_n(&l.holder_site, __ATOMIC_RELAXED), ==, me);
+    g_assert_cmpuint((uint32_t)l.holders[l.holder_gen % KLOCK_HOLDERS], ==, me);
     klock_unlock(&l);
     pthread_join(t, NULL);
 
@@ -539,6 +595,7 @@ int main(int argc, char **argv)
     g_test_add_func("/lockstat/intern-overflow", test_intern_overflow);
     g_test_add_func("/lockstat/threads", test_threads);
     g_test_add_func("/lockstat/holder", test_holder);
+    g_test_add_func("/lockstat/holder-late-record", test_holder_late_record);
     g_test_add_func("/lockstat/cond-wait", test_cond_wait);
     g_test_add_func("/lockstat/disabled", test_disabled);
     g_test_add_func("/lockstat/sampled", test_sampled);
