@@ -128,17 +128,10 @@ int main(const char *cmdline)
         return 7;
     }
     lapic_write(APIC_SPIV, APIC_SPIV_APIC_ENABLED | 0xff); /* accept the MSIs */
-    if ((r = virtio_open(&dev, VIRTIO_ID_BLOCK, 0)) || (r = virtio_negotiate(&dev, 0))) {
+    if ((r = virtio_open(&dev, VIRTIO_ID_BLOCK, 0)) ||
+        (r = virtio_start(&dev, 0, (struct vq *[]){&q}, (void *[]){ring_mem}, 1, QSIZE))) {
         return r;
     }
-    virtio_msix_setup(&dev, 0);
-    virtio_msix_setup(&dev, 1);
-    mmio_write16(dev.common + 0x10, 0); /* config changes: vector 0 */
-    if ((r = virtio_queue_setup(&dev, &q, 0, QSIZE, ring_mem, 1))) {
-        return r;
-    }
-    virtio_set_status(&dev, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                                VIRTIO_STATUS_DRIVER_OK);
 
     uint64_t capacity = mmio_read32(dev.device) | (uint64_t)mmio_read32(dev.device + 4) << 32;
     uint64_t span = span_mib ? (uint64_t)span_mib * 2048 : capacity;

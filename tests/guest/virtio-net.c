@@ -50,33 +50,8 @@ static const uint8_t host_mac[6] = {2, 0, 0, 0, 0, 1};
 
 static int start(struct vdev *d, struct vq *rx, struct vq *tx)
 {
-    int r = virtio_negotiate(d, (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS));
-    if (r) {
-        return r;
-    }
-    for (unsigned v = 0; v < 3; v++) {
-        virtio_msix_setup(d, v);
-    }
-    mmio_write16(d->common + 0x10, 0); /* config vector 0 */
-    if ((r = virtio_queue_setup(d, rx, 0, QSIZE, rx_mem, 1)) ||
-        (r = virtio_queue_setup(d, tx, 1, QSIZE, tx_mem, 2))) {
-        return r;
-    }
-    virtio_set_status(d, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                             VIRTIO_STATUS_DRIVER_OK);
-    return 0;
-}
-
-static bool wait_broken(struct vdev *d)
-{
-    uint64_t t0 = rdtsc();
-    while (!(virtio_status(d) & VIRTIO_STATUS_NEEDS_RESET)) {
-        if (rdtsc() - t0 > TIMEOUT) {
-            return false;
-        }
-        cpu_pause();
-    }
-    return true;
+    return virtio_start(d, (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_STATUS),
+                        (struct vq *[]){rx, tx}, (void *[]){rx_mem, tx_mem}, 2, QSIZE);
 }
 
 static int hostile(struct vdev *d, struct vq *rx, struct vq *tx, long mode)
@@ -100,7 +75,7 @@ static int hostile(struct vdev *d, struct vq *rx, struct vq *tx, long mode)
     default:
         return 13;
     }
-    if (!wait_broken(d)) {
+    if (!virtio_wait_needs_reset(d, TIMEOUT)) {
         return 8;
     }
     virtio_set_status(d, 0);
