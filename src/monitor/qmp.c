@@ -486,12 +486,10 @@ static ssize_t write_no_sigpipe(int fd, const void *buf, size_t len)
     return n;
 }
 
-/* The client no longer reads. What it sent before it went is still served
- * (a quit piped in and the pipe closed at once must still quit); only
- * replies and events are dropped. */
-static void client_output_broken(QmpClient *c)
+/* Nothing more will be written for now: drop the buffer and the watch for
+ * room, and end a client whose input has ended too. */
+static void client_output_idle(QmpClient *c)
 {
-    c->out_broken = true;
     g_byte_array_set_size(c->out, 0);
     c->out_pos = 0;
     if (c->out_watch) {
@@ -501,6 +499,15 @@ static void client_output_broken(QmpClient *c)
     if (c->input_done) {
         client_kill(c);
     }
+}
+
+/* The client no longer reads. What it sent before it went is still served
+ * (a quit piped in and the pipe closed at once must still quit); only
+ * replies and events are dropped. */
+static void client_output_broken(QmpClient *c)
+{
+    c->out_broken = true;
+    client_output_idle(c);
 }
 
 /* Write what the client can take now; watch for room for the rest. */
@@ -526,15 +533,7 @@ static void client_flush(QmpClient *c)
         return;
     }
     if (client_pending(c) == 0) {
-        g_byte_array_set_size(c->out, 0);
-        c->out_pos = 0;
-        if (c->out_watch) {
-            event_watch_remove(c->out_watch);
-            c->out_watch = NULL;
-        }
-        if (c->input_done) {
-            client_kill(c);
-        }
+        client_output_idle(c);
     } else {
         if (c->out_pos > c->out->len / 2) {
             g_byte_array_remove_range(c->out, 0, (guint)c->out_pos);
