@@ -269,13 +269,17 @@ bool bench_child_read(BenchChild *c, const char *tag, BenchMarks *m, int timeout
             if (g_strstr_len(line, line_len, go)) {
                 m->t_go = t;
                 m->cpu_go = cpu;
-                bench_thread_cpu_ns(c->pid, &m->vcpu_go, &m->other_go);
+                if (m->thread_cpu) {
+                    bench_thread_cpu_ns(c->pid, &m->vcpu_go, &m->other_go);
+                }
             } else if (g_strstr_len(line, line_len, done)) {
                 const char *num = g_strstr_len(line, line_len, " done in ");
                 char *stop;
                 m->t_done = t;
                 m->cpu_done = cpu;
-                bench_thread_cpu_ns(c->pid, &m->vcpu_done, &m->other_done);
+                if (m->thread_cpu) {
+                    bench_thread_cpu_ns(c->pid, &m->vcpu_done, &m->other_done);
+                }
                 if (num) {
                     unsigned long long cycles = strtoull(num + strlen(" done in "), &stop, 10);
                     if (stop > num + strlen(" done in ") && g_str_has_prefix(stop, " cycles")) {

@@ -52,6 +52,7 @@ bool bench_child_spawn(BenchChild *c, char **argv, const char *err_file, GError 
  * clock when the line arrived; vcpu_* and other_* the CPU time of its vCPU
  * threads and of the rest (bench_thread_cpu_ns()) at the same moments. */
 typedef struct BenchMarks {
+    bool thread_cpu; /* in: read vcpu_* and other_* (a /proc walk at each marker) */
     bool pinned;
     double t_go, t_done, cpu_go, cpu_done;
     double vcpu_go, vcpu_done, other_go, other_done;
@@ -59,7 +60,7 @@ typedef struct BenchMarks {
 } BenchMarks;
 
 /* clang-format off */
-#define BENCH_MARKS_INIT {false, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN}
+#define BENCH_MARKS_INIT {false, false, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN}
 /* clang-format on */
 
 typedef enum {

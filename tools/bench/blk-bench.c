@@ -217,6 +217,7 @@ static bool run_one(Bench *b, const Row *r, Sample *s, GError **errp)
     if (!bench_child_spawn(&c, (char **)argv->pdata, err_file, errp)) {
         return false;
     }
+    m.thread_cpu = true;
     bool finished = bench_child_read(&c, "bench-blk", &m, b->timeout_s, out,
                                      b->pin ? BENCH_PIN_APART : BENCH_PIN_NONE);
     close(c.out);
